@@ -1,0 +1,126 @@
+"""Slow tier: install rendered projects and run their lint, types and full test suite.
+
+All renders share uv's package cache, so only the first install downloads.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import render_into
+from tests.options import FULL_RUN_COMBINATIONS
+
+pytestmark = pytest.mark.slow
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+
+
+@pytest.fixture
+def workspace() -> Iterator[Path]:
+    """A folder the PostgreSQL server account can enter even when we are root."""
+    path = Path(tempfile.mkdtemp(prefix="template-render-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run(project: Path, *command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    environment.pop("DATABASE_URL", None)
+    result = subprocess.run(
+        list(command),
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def install(project: Path) -> Path:
+    assert UV is not None, "uv is not installed; run scripts/bootstrap"
+    run(project, UV, "sync", "--quiet")
+    return project / ".venv" / "bin"
+
+
+@pytest.mark.parametrize("answers", FULL_RUN_COMBINATIONS)
+def test_rendered_project_is_green(workspace: Path, answers: dict[str, Any]) -> None:
+    project = render_into(workspace, **answers)
+    bin_dir = install(project)
+    run(project, str(bin_dir / "ruff"), "check", ".")
+    run(project, str(bin_dir / "ruff"), "format", "--check", ".")
+    run(project, str(bin_dir / "mypy"))
+    tests = run(project, str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider")
+    summary = tests.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "skipped" not in summary
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_default_service_runs_on_its_embedded_database(workspace: Path) -> None:
+    project = render_into(workspace)
+    bin_dir = install(project)
+    port = free_port()
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    service = subprocess.Popen(
+        [str(bin_dir / "inventory_service"), "serve", "--port", str(port)],
+        cwd=project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(f"{base}/health/live")
+        request = urllib.request.Request(
+            f"{base}/users",
+            data=b'{"email": "ada@example.com", "name": "Ada"}',
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 201
+        with urllib.request.urlopen(f"{base}/users") as response:
+            assert b"ada@example.com" in response.read()
+        with urllib.request.urlopen(f"{base}/health/ready") as response:
+            assert response.status == 200
+    finally:
+        service.send_signal(signal.SIGINT)
+        output, _ = service.communicate(timeout=60)
+    assert service.returncode == 0, output
+    assert "DATABASE_URL is not set" in output
+    data = project / ".postgres" / "data"
+    assert (data / "PG_VERSION").is_file()
+    assert not (data / "postmaster.pid").exists(), "the embedded server was left running"

@@ -1,0 +1,204 @@
+"""Fast tier: render every combination and inspect the result without installing it."""
+
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hooks import post_gen_project
+from tests.conftest import TEMPLATE, Render
+from tests.options import COMBINATIONS
+
+DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+
+def effective(answers: dict[str, Any]) -> dict[str, Any]:
+    """The answers cookiecutter will use, derived names included."""
+    values = {
+        key: value[0] if isinstance(value, list) else value
+        for key, value in DEFAULTS.items()
+        if not key.startswith("_")
+    }
+    values |= answers
+    if "project_slug" not in answers:
+        values["project_slug"] = values["project_name"].lower().strip().replace(" ", "-")
+    if "package_name" not in answers:
+        values["package_name"] = values["project_slug"].replace("-", "_")
+    return values
+
+
+def text_files(root: Path) -> list[Path]:
+    files = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            try:
+                path.read_text()
+            except UnicodeDecodeError:
+                continue
+            files.append(path)
+    return files
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_no_template_tags_left(render: Render, answers: dict[str, Any]) -> None:
+    project = render(**answers)
+    leftovers = [
+        str(path.relative_to(project))
+        for path in text_files(project)
+        if "{{ cookiecutter." in path.read_text() or "{{cookiecutter." in path.read_text()
+    ]
+    assert leftovers == []
+    assert not [path for path in project.rglob("*") if "cookiecutter" in path.name]
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_pyproject_describes_the_project(render: Render, answers: dict[str, Any]) -> None:
+    values = effective(answers)
+    project = render(**answers)
+    assert project.name == values["project_slug"]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+
+    metadata = pyproject["project"]
+    assert metadata["name"] == values["project_slug"]
+    assert metadata["description"] == values["description"]
+    assert metadata["requires-python"] == f">={values['python_version']}"
+    assert metadata["scripts"] == {values["package_name"]: f"{values['package_name']}.cli:main"}
+    dependencies = {
+        requirement.split(">")[0].split("[")[0] for requirement in metadata["dependencies"]
+    }
+    runtime = {"sqlalchemy", "asyncpg", "psycopg", "alembic", "pydantic-settings"}
+    web = {"fastapi", "uvicorn"}
+    assert dependencies == (runtime | web if values["use_fastapi"] else runtime)
+
+    dev = {requirement.split(">")[0] for requirement in pyproject["dependency-groups"]["dev"]}
+    assert {"pytest", "pytest-asyncio", "ruff", "mypy"} <= dev
+    assert ("httpx" in dev) == values["use_fastapi"]
+
+    assert pyproject["tool"]["mypy"]["strict"] is True
+    assert pyproject["tool"]["mypy"]["python_version"] == values["python_version"]
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + values["python_version"].replace(
+        ".", ""
+    )
+    assert (
+        pyproject["tool"]["pytest"]["ini_options"]["asyncio_default_test_loop_scope"] == "session"
+    )
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> None:
+    values = effective(answers)
+    project = render(**answers)
+    package = project / "src" / values["package_name"]
+    always = [
+        package / "settings.py",
+        package / "db" / "base.py",
+        package / "db" / "engine.py",
+        package / "db" / "session.py",
+        package / "db" / "local.py",
+        package / "repositories" / "base.py",
+        project / "migrations" / "env.py",
+        project / "migrations" / "versions" / "0001_initial.py",
+        project / "tests" / "harness" / "postgres.py",
+        project / ".env.example",
+        project / "README.md",
+    ]
+    assert [path for path in always if not path.is_file()] == []
+    assert (package / "api").is_dir() == values["use_fastapi"]
+    assert (project / "tests" / "api").is_dir() == values["use_fastapi"]
+    examples = [package / "models" / "user.py", package / "repositories" / "users.py"]
+    assert [path.is_file() for path in examples] == [values["include_example_models"]] * 2
+    assert (project / "tests" / "repositories").is_dir() == values["include_example_models"]
+    if values["use_fastapi"]:
+        routes = package / "api" / "routes" / "users.py"
+        assert routes.is_file() == values["include_example_models"]
+    assert ".env\n" in (project / ".gitignore").read_text()
+    assert ".postgres/\n" in (project / ".gitignore").read_text()
+
+
+@pytest.mark.parametrize("answers", COMBINATIONS)
+def test_ci_workflow_uses_the_chosen_postgres(render: Render, answers: dict[str, Any]) -> None:
+    values = effective(answers)
+    project = render(**answers)
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+    job = workflow["jobs"]["test"]
+    assert job["services"]["postgres"]["image"] == f"postgres:{values['postgres_version']}"
+    assert job["env"]["TEST_DATABASE_URL"].startswith("postgresql://")
+    commands = [step.get("run") for step in job["steps"]]
+    assert {"uv run pytest", "uv run mypy", "uv run ruff check ."} <= set(commands)
+
+
+def test_alembic_ini_has_no_url(render: Render) -> None:
+    ini = (render() / "alembic.ini").read_text()
+    assert "sqlalchemy.url" not in ini
+    assert "ruff" in ini
+
+
+# (test id, answers, what the one error line must say)
+BAD_NAMES = [
+    ("dependency", {"package_name": "sqlalchemy"}, "would shadow the 'sqlalchemy' module"),
+    ("alembic", {"package_name": "alembic"}, "would shadow the 'alembic' module"),
+    ("stdlib", {"package_name": "asyncio"}, "standard library"),
+    ("test", {"package_name": "test"}, "standard library"),
+    ("keyword", {"package_name": "class"}, "is a Python keyword"),
+    ("leading-digit", {"package_name": "2fa_service"}, "starts with a digit"),
+    ("uppercase", {"package_name": "Billing"}, "not a lowercase Python identifier"),
+    ("hyphen", {"package_name": "my-service"}, "not a lowercase Python identifier"),
+    ("empty-package", {"package_name": ""}, "package_name is empty"),
+    ("non-ascii", {"project_name": "Café Service"}, "non-ASCII"),
+    ("space", {"project_slug": "my service"}, "project_slug 'my service' is not a valid"),
+    ("folder", {"project_slug": "tests", "package_name": "tests"}, "clash with the project's own"),
+]
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [pytest.param(answers, message, id=test_id) for test_id, answers, message in BAD_NAMES],
+)
+def test_bad_names_are_rejected_and_leave_nothing(
+    tmp_path: Path, answers: dict[str, str], message: str
+) -> None:
+    arguments = [f"{key}={value}" for key, value in answers.items()]
+    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input"]
+    result = subprocess.run(
+        [*command, "--output-dir", str(tmp_path), *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
+    assert len(error_lines) == 1, result.stderr
+    assert message in error_lines[0]
+    assert "use " in error_lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
+    project = render(use_fastapi=False, include_example_models=False)
+    before = sorted(str(path.relative_to(project)) for path in project.rglob("*"))
+    monkeypatch.chdir(project)
+    answers = {
+        "project_slug": project.name,
+        "package_name": project.name.replace("-", "_"),
+        "use_fastapi": False,
+        "include_example_models": False,
+    }
+    post_gen_project.main(answers)
+    assert sorted(str(path.relative_to(project)) for path in project.rglob("*")) == before
+
+
+def test_next_steps_are_printed(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input", "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "cd inventory-service" in result.stdout
+    assert "uv run inventory_service serve" in result.stdout
+    assert "uv run pytest" in result.stdout

@@ -1,0 +1,25 @@
+"""Request-scoped dependencies, as Annotated aliases for route signatures."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
+
+
+def get_session_factory(request: Request) -> AsyncSessionFactory:
+    return cast(AsyncSessionFactory, request.app.state.session_factory)
+
+
+async def get_session(
+    sessions: Annotated[AsyncSessionFactory, Depends(get_session_factory)],
+) -> AsyncIterator[AsyncSession]:
+    async with transaction(sessions) as session:
+        yield session
+
+
+# scope="function" ends the unit of work when the route returns, before the
+# response is sent: a client that got a 2xx can read its write back at once.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

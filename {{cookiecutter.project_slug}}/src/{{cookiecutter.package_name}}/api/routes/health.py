@@ -1,0 +1,27 @@
+import asyncio
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+
+router = APIRouter(prefix="/health", tags=["health"])
+READY_TIMEOUT_SECONDS = 2.0
+
+
+@router.get("/live")
+async def live() -> dict[str, str]:
+    """The process is up; says nothing about the database."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(session: SessionDep, response: Response) -> dict[str, str]:
+    """The database answers a trivial query within a bounded time."""
+    try:
+        await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_SECONDS)
+    except (SQLAlchemyError, OSError, TimeoutError):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "unavailable"}
+    return {"status": "ok"}

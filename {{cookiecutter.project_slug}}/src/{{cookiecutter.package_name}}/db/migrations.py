@@ -1,0 +1,34 @@
+"""Run the project's Alembic migrations from code (CLI, tests, start-up)."""
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+
+# The project root holds alembic.ini; src/<package>/db/migrations.py is three levels down.
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """The project's Alembic config, optionally bound to an open connection."""
+    ini = PROJECT_ROOT / "alembic.ini"
+    if not ini.is_file():
+        ini = Path.cwd() / "alembic.ini"
+    if not ini.is_file():
+        raise FileNotFoundError(
+            f"alembic.ini not found in {PROJECT_ROOT} or the current directory; "
+            "run this command from the project root"
+        )
+    config = Config(ini)
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(connection: Connection, revision: str = "head") -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+def downgrade(connection: Connection, revision: str) -> None:
+    command.downgrade(alembic_config(connection), revision)

@@ -1,0 +1,12 @@
+"""Every model, imported here so that Base.metadata is complete for Alembic."""
+
+from {{ cookiecutter.package_name }}.db.base import Base
+{%- if cookiecutter.include_example_models %}
+from {{ cookiecutter.package_name }}.models.post import Post
+from {{ cookiecutter.package_name }}.models.user import User
+
+__all__ = ["Base", "Post", "User"]
+{%- else %}
+
+__all__ = ["Base"]
+{%- endif %}

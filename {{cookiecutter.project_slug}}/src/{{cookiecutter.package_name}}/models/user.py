@@ -1,0 +1,32 @@
+from typing import TYPE_CHECKING
+
+from sqlalchemy import BigInteger, Identity, Index, String, true
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from {{ cookiecutter.package_name }}.db.base import Base, TimestampMixin
+
+if TYPE_CHECKING:
+    from {{ cookiecutter.package_name }}.models.post import Post
+
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (Index(None, "is_active", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    # unique + index make one unique index (ix_users_email), not two structures.
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+
+    # lazy="raise": load posts explicitly (selectinload) instead of by accident.
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",
+        order_by="Post.id",
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r})"

@@ -1,0 +1,1 @@
+"""The throwaway-PostgreSQL test harness; conftest.py wires it into fixtures."""

@@ -1,0 +1,126 @@
+"""UserRepository and the generic Repository, against the migrated schema."""
+
+import pytest
+from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from {{ cookiecutter.package_name }}.models import Post, User
+from {{ cookiecutter.package_name }}.repositories import AlreadyExists, NotFound, UserRepository
+from tests.harness.isolation import recorded_statements
+
+
+@pytest.fixture
+def users(db_session: AsyncSession) -> UserRepository:
+    return UserRepository(db_session)
+
+
+async def make_users(users: UserRepository, count: int) -> list[int]:
+    rows = [{"email": f"user{i}@example.com", "name": f"User {i}"} for i in range(count)]
+    return await users.add_many(rows)
+
+
+async def test_create_get_update_delete(users: UserRepository) -> None:
+    created = await users.create(email="ada@example.com", name="Ada")
+    assert created.id is not None
+    assert created.is_active is True
+    assert created.created_at is not None
+
+    assert await users.get(created.id) is created
+    assert await users.get_by_email("ada@example.com") is created
+
+    before = created.updated_at
+    await users.update(created, name="Ada Lovelace")
+    assert (await users.get_or_raise(created.id)).name == "Ada Lovelace"
+    assert created.updated_at >= before
+
+    await users.delete(created)
+    assert await users.get(created.id) is None
+    with pytest.raises(NotFound):
+        await users.get_or_raise(created.id)
+
+
+async def test_duplicate_email_is_a_domain_error_naming_the_field(
+    users: UserRepository, db_session: AsyncSession
+) -> None:
+    await users.create(email="ada@example.com", name="Ada")
+    with pytest.raises(AlreadyExists) as raised:
+        await users.create(email="ada@example.com", name="Another Ada")
+    assert raised.value.fields == ("email",)
+    assert "email" in str(raised.value)
+    await db_session.rollback()
+
+
+async def test_add_many_inserts_in_one_statement(
+    users: UserRepository, db_connection: AsyncConnection
+) -> None:
+    with recorded_statements(db_connection) as statements:
+        ids = await make_users(users, 100)
+    assert len(ids) == 100
+    assert len(set(ids)) == 100
+    inserts = [statement for statement in statements if statement.startswith("INSERT")]
+    assert len(inserts) == 1
+
+
+async def test_add_many_duplicate_is_a_domain_error(users: UserRepository) -> None:
+    rows = [
+        {"email": "same@example.com", "name": "One"},
+        {"email": "same@example.com", "name": "Two"},
+    ]
+    with pytest.raises(AlreadyExists):
+        await users.add_many(rows)
+
+
+async def test_keyset_pagination_walks_every_row_once(users: UserRepository) -> None:
+    ids = await make_users(users, 25)
+    seen: list[int] = []
+    after: int | None = None
+    while page := await users.list_page(limit=10, after=after):
+        seen += [user.id for user in page]
+        after = page[-1].id
+    assert seen == sorted(ids)
+
+
+async def test_list_active_skips_inactive_users(users: UserRepository) -> None:
+    active = await users.create(email="on@example.com", name="On")
+    await users.create(email="off@example.com", name="Off", is_active=False)
+    assert [user.id for user in await users.list_active()] == [active.id]
+
+
+async def test_posts_load_in_constant_queries(
+    users: UserRepository, db_session: AsyncSession, db_connection: AsyncConnection
+) -> None:
+    for user_id in await make_users(users, 30):
+        db_session.add_all(
+            Post(author_id=user_id, title=f"Post {n}", content="...") for n in range(3)
+        )
+    await db_session.flush()
+    db_session.expunge_all()
+
+    with recorded_statements(db_connection) as statements:
+        loaded = await users.list_with_posts(limit=30)
+    assert len(statements) == 2, statements
+    assert [len(user.posts) for user in loaded] == [3] * 30
+
+
+async def test_lazy_load_raises_instead_of_querying(
+    users: UserRepository, db_session: AsyncSession
+) -> None:
+    user = await users.create(email="ada@example.com", name="Ada")
+    db_session.expunge_all()
+    reloaded = await users.get_or_raise(user.id)
+    with pytest.raises(InvalidRequestError, match="lazy='raise'"):
+        _ = reloaded.posts
+
+
+async def test_deleting_a_user_deletes_their_posts(
+    users: UserRepository, db_session: AsyncSession
+) -> None:
+    user = await users.create(email="ada@example.com", name="Ada")
+    post = Post(author_id=user.id, title="Hello", content="...")
+    db_session.add(post)
+    await db_session.flush()
+    db_session.expunge_all()
+
+    await users.delete(await users.get_or_raise(user.id))
+    assert await db_session.get(Post, post.id) is None
+    assert await db_session.get(User, user.id) is None

@@ -1,0 +1,55 @@
+"""The harness itself: savepoint isolation and a migrated database."""
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.db.local import find_bindir
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
+from tests.harness.isolation import rolled_back_connection, savepoint_sessions
+from tests.harness.postgres import cache_key
+
+
+async def test_database_is_migrated(db_session: AsyncSession) -> None:
+    version = await db_session.scalar(text("SELECT version_num FROM alembic_version"))
+    assert version is not None
+
+
+async def test_commits_inside_a_test_do_not_survive_it(db_engine: AsyncEngine) -> None:
+    async with rolled_back_connection(db_engine) as connection:
+        await connection.execute(text("CREATE TABLE harness_probe (id int PRIMARY KEY)"))
+        async with savepoint_sessions(connection)() as session:
+            await session.execute(text("INSERT INTO harness_probe VALUES (1)"))
+            await session.commit()
+        assert await connection.scalar(text("SELECT count(*) FROM harness_probe")) == 1
+
+    async with db_engine.connect() as fresh:
+        exists = await fresh.scalar(text("SELECT to_regclass('harness_probe') IS NOT NULL"))
+    assert exists is False
+
+
+async def test_code_under_test_may_commit_and_roll_back(
+    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
+) -> None:
+    await db_session.execute(text("CREATE TABLE harness_probe (id int PRIMARY KEY)"))
+    await db_session.commit()
+    async with db_sessions() as session:
+        await session.execute(text("INSERT INTO harness_probe VALUES (1)"))
+        await session.commit()
+        await session.execute(text("INSERT INTO harness_probe VALUES (2)"))
+        await session.rollback()
+    ids = (await db_session.scalars(text("SELECT id FROM harness_probe"))).all()
+    assert ids == [1]
+
+
+def test_changed_migration_invalidates_the_cache(tmp_path: Path) -> None:
+    bindir = find_bindir()
+    migrations = tmp_path / "migrations"
+    shutil.copytree(PROJECT_ROOT / "migrations", migrations)
+    before = cache_key(bindir, migrations)
+    assert cache_key(bindir, migrations) == before
+    with (migrations / "versions" / "0001_initial.py").open("a") as revision:
+        revision.write("# changed\n")
+    assert cache_key(bindir, migrations) != before

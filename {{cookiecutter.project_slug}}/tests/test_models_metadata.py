@@ -1,0 +1,44 @@
+"""Rules every model and migration must follow, checked over the whole schema."""
+
+import re
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import RelationshipProperty
+
+from {{ cookiecutter.package_name }}.models import Base
+
+EXPLICIT_LOADERS = {"raise", "raise_on_sql", "selectin", "joined", "noload"}
+CONVENTIONAL_NAME = re.compile(r"(pk|uq|ck|fk|ix)_")
+
+
+def test_relationships_never_lazy_load_implicitly() -> None:
+    implicit = [
+        f"{mapper.class_.__name__}.{relationship.key} (lazy={relationship.lazy!r})"
+        for mapper in Base.registry.mappers
+        for relationship in mapper.relationships
+        if isinstance(relationship, RelationshipProperty)
+        and relationship.lazy not in EXPLICIT_LOADERS
+    ]
+    assert implicit == [], "use lazy='raise' and load with selectinload(): " + ", ".join(implicit)
+
+
+async def test_every_constraint_and_index_follows_the_naming_convention(
+    db_session: AsyncSession,
+) -> None:
+    # PostgreSQL's own names (users_pkey, posts_author_id_fkey) mean a migration
+    # created a constraint without the convention, and later ones cannot name it.
+    names = await db_session.scalars(
+        text(
+            """
+            SELECT conname FROM pg_constraint
+            WHERE connamespace = 'public'::regnamespace
+              AND conrelid <> 'alembic_version'::regclass
+            UNION
+            SELECT indexname FROM pg_indexes
+            WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+            """
+        )
+    )
+    unconventional = sorted(name for name in names if not CONVENTIONAL_NAME.match(name))
+    assert unconventional == []

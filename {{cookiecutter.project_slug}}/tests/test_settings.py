@@ -1,0 +1,109 @@
+"""Settings: URL normalisation, secrecy of the password, and pool knobs."""
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from {{ cookiecutter.package_name }}.db.engine import (
+    create_async_engine_from_settings,
+    create_sync_engine_from_settings,
+)
+from {{ cookiecutter.package_name }}.settings import Settings
+
+PASSWORD = "s3cret-Pa55"
+
+
+def settings_for(url: str, **knobs: object) -> Settings:
+    return Settings.model_validate({"database_url": url, **knobs})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql://app:{PASSWORD}@db.internal:5432/app",
+        f"postgres://app:{PASSWORD}@db.internal:5432/app",
+        f"postgresql+asyncpg://app:{PASSWORD}@db.internal:5432/app",
+        f"postgresql+psycopg://app:{PASSWORD}@db.internal:5432/app",
+        f"postgresql+psycopg2://app:{PASSWORD}@db.internal:5432/app",
+    ],
+    ids=["postgresql", "postgres", "asyncpg", "psycopg", "psycopg2"],
+)
+def test_any_postgres_url_gives_both_drivers(url: str) -> None:
+    settings = settings_for(url)
+    for driver in ("asyncpg", "psycopg"):
+        normalised = settings.url(driver)
+        assert normalised.drivername == f"postgresql+{driver}"
+        assert (normalised.host, normalised.port, normalised.database) == (
+            "db.internal",
+            5432,
+            "app",
+        )
+        assert normalised.password == PASSWORD
+
+
+def test_password_never_shown() -> None:
+    settings = settings_for(f"postgresql://app:{PASSWORD}@db.internal/app")
+    shown = [repr(settings), str(settings), settings.safe_url, repr(settings.url())]
+    assert all(PASSWORD not in text for text in shown)
+    assert "db.internal" in settings.safe_url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (f"mysql://app:{PASSWORD}@db.internal/app", "must be a PostgreSQL URL"),
+        (f"not a url {PASSWORD}", "not a valid URL"),
+    ],
+    ids=["other-database", "garbage"],
+)
+def test_bad_url_is_rejected_without_echoing_it(url: str, message: str) -> None:
+    with pytest.raises(ValidationError) as raised:
+        settings_for(url)
+    assert message in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+def test_missing_url_says_how_to_fix_it() -> None:
+    settings = Settings(database_url=None)
+    with pytest.raises(RuntimeError, match="DATABASE_URL is not set"):
+        settings.url()
+
+
+def test_database_url_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgres://app:{PASSWORD}@env.host/app")
+    monkeypatch.setenv("DB_POOL_SIZE", "7")
+    settings = Settings()
+    assert settings.url().host == "env.host"
+    assert settings.pool_size == 7
+
+
+async def test_pool_knobs_reach_both_engines() -> None:
+    settings = settings_for(
+        "postgresql://app@db.internal/app",
+        pool_size=3,
+        max_overflow=2,
+        pool_timeout=1.5,
+        pool_recycle=60,
+        pool_pre_ping=False,
+        echo=True,
+    )
+    async_engine = create_async_engine_from_settings(settings)
+    sync_engine = create_sync_engine_from_settings(settings)
+    try:
+        for engine in (async_engine.sync_engine, sync_engine):
+            pool = engine.pool
+            assert pool.size() == 3  # type: ignore[attr-defined]
+            assert pool._max_overflow == 2  # type: ignore[attr-defined]
+            assert pool._timeout == 1.5  # type: ignore[attr-defined]
+            assert pool._recycle == 60
+            assert pool._pre_ping is False
+            assert engine.echo is True
+        assert async_engine.url.drivername == "postgresql+asyncpg"
+        assert sync_engine.url.drivername == "postgresql+psycopg"
+    finally:
+        await async_engine.dispose()
+        sync_engine.dispose()
+
+
+def test_secret_given_directly_is_accepted() -> None:
+    settings = Settings(database_url=SecretStr("postgresql://app@localhost/app"))
+    assert settings.url().database == "app"

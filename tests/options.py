@@ -14,8 +14,9 @@ COMBINATIONS = [
     ),
 ]
 
-# The combinations whose generated project is installed and run in full.
+# The combinations whose generated project is installed and run in full, and
+# the installer used: the README promises both uv and plain pip work.
 FULL_RUN_COMBINATIONS = [
-    pytest.param({}, id="default"),
-    pytest.param({"use_fastapi": False, "include_example_models": False}, id="minimal"),
+    pytest.param({}, "uv", id="default-uv"),
+    pytest.param({"use_fastapi": False, "include_example_models": False}, "pip", id="minimal-pip"),
 ]

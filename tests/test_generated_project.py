@@ -50,16 +50,26 @@ def run(project: Path, *command: str, timeout: float = 900) -> subprocess.Comple
     return result
 
 
-def install(project: Path) -> Path:
-    assert UV is not None, "uv is not installed; run scripts/bootstrap"
-    run(project, UV, "sync", "--quiet")
-    return project / ".venv" / "bin"
+def install(project: Path, installer: str = "uv") -> Path:
+    """Install the project and its dev group the way its README says; returns the venv's bin."""
+    bin_dir = project / ".venv" / "bin"
+    if installer == "uv":
+        assert UV is not None, "uv is not installed; run scripts/bootstrap"
+        run(project, UV, "sync", "--quiet")
+    else:
+        run(project, sys.executable, "-m", "venv", ".venv")
+        # --group needs pip 25.1 or newer.
+        run(project, str(bin_dir / "pip"), "install", "--quiet", "pip>=25.1")
+        run(project, str(bin_dir / "pip"), "install", "--quiet", "-e", ".", "--group", "dev")
+    return bin_dir
 
 
-@pytest.mark.parametrize("answers", FULL_RUN_COMBINATIONS)
-def test_rendered_project_is_green(workspace: Path, answers: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("answers", "installer"), FULL_RUN_COMBINATIONS)
+def test_rendered_project_is_green(
+    workspace: Path, answers: dict[str, Any], installer: str
+) -> None:
     project = render_into(workspace, **answers)
-    bin_dir = install(project)
+    bin_dir = install(project, installer)
     run(project, str(bin_dir / "ruff"), "check", ".")
     run(project, str(bin_dir / "ruff"), "format", "--check", ".")
     run(project, str(bin_dir / "mypy"))

@@ -3,13 +3,13 @@
 import shutil
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.local import find_bindir
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from tests.harness.isolation import rolled_back_connection, savepoint_sessions
-from tests.harness.postgres import cache_key
+from tests.harness.postgres import SessionDatabase, cache_key, external_database
 
 
 async def test_database_is_migrated(db_session: AsyncSession) -> None:
@@ -53,3 +53,23 @@ def test_changed_migration_invalidates_the_cache(tmp_path: Path) -> None:
     with (migrations / "versions" / "0001_initial.py").open("a") as revision:
         revision.write("# changed\n")
     assert cache_key(bindir, migrations) != before
+
+
+def test_external_server_gets_its_own_migrated_database(database: SessionDatabase) -> None:
+    server = database.admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with external_database(server) as external:
+        name = external.url.database
+        assert name is not None
+        assert name != database.url.database
+        engine = create_engine(external.url.set(drivername="postgresql+psycopg"))
+        with engine.connect() as connection:
+            assert connection.scalar(text("SELECT version_num FROM alembic_version"))
+        engine.dispose()
+
+    admin = create_engine(database.admin_url.set(drivername="postgresql+psycopg"))
+    with admin.connect() as connection:
+        remaining = connection.scalar(
+            text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+    admin.dispose()
+    assert remaining == 0

@@ -1,5 +1,4 @@
-{%- if cookiecutter.include_example_models -%}
-"""Create users and posts.
+"""{% if cookiecutter.include_example_models %}Create users and posts.{% else %}Initial revision: the starting point for the project's own tables.{% endif %}
 
 Revision ID: 0001
 Revises:
@@ -7,16 +6,17 @@ Create Date: 2026-11-28
 """
 
 from collections.abc import Sequence
-
+{% if cookiecutter.include_example_models %}
 import sqlalchemy as sa
 from alembic import op
-
+{% endif %}
 revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+{% if cookiecutter.include_example_models -%}
 def upgrade() -> None:
     op.create_table(
         "users",
@@ -74,21 +74,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_users_email"), table_name="users")
     op.drop_table("users")
 {%- else -%}
-"""Initial revision: the starting point for the project's own tables.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-28
-"""
-
-from collections.abc import Sequence
-
-revision: str = "0001"
-down_revision: str | Sequence[str] | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-
 def upgrade() -> None:
     pass
 

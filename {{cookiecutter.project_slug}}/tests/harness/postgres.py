@@ -90,8 +90,8 @@ def build_cache(bindir: Path, root: Path, target: Path) -> None:
         hand_over(build, server_account())
         cluster = Cluster(build / "data", bindir=bindir)
         cluster.initdb()
-        cluster.start()
         try:
+            cluster.start()
             cluster.create_database(DATABASE)
             migrate(cluster.url(DATABASE))
         finally:
@@ -131,8 +131,8 @@ def private_database(bindir: Path) -> Iterator[SessionDatabase]:
         subprocess.run(["cp", "-a", str(cache / "data"), str(run / "data")], check=True)
         hand_over(run, server_account())
         cluster = Cluster(run / "data", bindir=bindir)
-        cluster.start()
         try:
+            cluster.start()
             yield SessionDatabase(url=cluster.url(DATABASE), admin_url=cluster.url("postgres"))
         finally:
             cluster.stop()

@@ -325,8 +325,8 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
     if not (cluster.datadir / "PG_VERSION").exists():
         logger.info("creating a private PostgreSQL cluster in %s", cluster.datadir)
         cluster.initdb()
-    cluster.start()
     try:
+        cluster.start()
         cluster.create_database(database)
         yield cluster.url(database)
     finally:

@@ -1,20 +1,35 @@
-"""Fixtures: one throwaway PostgreSQL per session, one rolled-back transaction per test."""
+"""Fixtures: one throwaway PostgreSQL per run, one rolled-back transaction per test.
+
+Mark a test `@pytest.mark.isolated_db` to give it a database of its own instead;
+it sees the same fixtures, bound to that database.
+"""
 
 from collections.abc import AsyncIterator, Iterator
 {% if cookiecutter.use_fastapi %}
 import httpx
 {%- endif %}
 import pytest
-from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 {% if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import get_session_factory
 {%- endif %}
-from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.session import make_session_factory
+{%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.isolation import rolled_back_connection, savepoint_sessions
+{%- endif %}
+from tests.harness.isolation import (
+    ISOLATED_MARKER,
+    engine_for,
+    isolated_engine,
+    rolled_back_connection,
+    savepoint_sessions,
+)
 from tests.harness.postgres import SessionDatabase, session_database
+
+
+def is_isolated(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker(ISOLATED_MARKER) is not None
 
 
 @pytest.fixture(scope="session")
@@ -24,30 +39,48 @@ def database() -> Iterator[SessionDatabase]:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(database: SessionDatabase) -> str:
-    """The migrated test database (asyncpg URL)."""
-    return database.url.render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-async def db_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    # The server is local and private: checking connections on checkout only costs time.
-    settings = Settings(database_url=SecretStr(postgres_url), pool_pre_ping=False)
-    engine = create_async_engine_from_settings(settings)
+async def session_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
+    engine = engine_for(database.url.render_as_string(hide_password=False))
     yield engine
     await engine.dispose()
 
 
 @pytest.fixture
+async def isolated_engine_for_test(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
+    async with isolated_engine(database) as engine:
+        yield engine
+
+
+@pytest.fixture
+def db_engine(request: pytest.FixtureRequest, session_engine: AsyncEngine) -> AsyncEngine:
+    """The engine tests and code under test use: shared, or the test's own database."""
+    if is_isolated(request):
+        engine: AsyncEngine = request.getfixturevalue("isolated_engine_for_test")
+        return engine
+    return session_engine
+
+
+@pytest.fixture
+def postgres_url(db_engine: AsyncEngine) -> str:
+    """The test's database (asyncpg URL)."""
+    return db_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
 async def db_connection(db_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test."""
     async with rolled_back_connection(db_engine) as connection:
         yield connection
 
 
 @pytest.fixture
-def db_sessions(db_connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
-    """A session factory for code under test; every session joins the test's transaction."""
-    return savepoint_sessions(db_connection)
+def db_sessions(
+    request: pytest.FixtureRequest, db_engine: AsyncEngine
+) -> async_sessionmaker[AsyncSession]:
+    """Session factory for code under test: joins the test's transaction, or commits for real."""
+    if is_isolated(request):
+        return make_session_factory(db_engine)
+    return savepoint_sessions(request.getfixturevalue("db_connection"))
 
 
 @pytest.fixture
@@ -63,7 +96,7 @@ async def db_session(
 async def client(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The API over ASGI; each request's unit of work runs in the test's transaction."""
+    """The API over ASGI; each request's unit of work uses the test's sessions."""
     app = create_app(Settings())
     app.dependency_overrides[get_session_factory] = lambda: db_sessions
     transport = httpx.ASGITransport(app=app)

@@ -7,7 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import URL, Connection, create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect
 from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }}.db.migrations import alembic_config, downgrade, upgrade
@@ -15,28 +15,18 @@ from {{ cookiecutter.package_name }}.models import Base
 from tests.harness.postgres import SessionDatabase
 
 
-def psycopg(url: URL) -> URL:
-    return url.set(drivername="postgresql+psycopg")
-
-
 @pytest.fixture
 def empty_database(database: SessionDatabase) -> Iterator[Connection]:
     """A brand-new database with no tables, dropped after the test."""
     name = f"migrations_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(
-        psycopg(database.admin_url), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    engine = create_engine(psycopg(database.sibling(name)), poolclass=NullPool)
+    url = database.server.create(name).set(drivername="postgresql+psycopg")
+    engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
             yield connection
     finally:
         engine.dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+        database.server.drop(name)
 
 
 def tables(connection: Connection) -> set[str]:

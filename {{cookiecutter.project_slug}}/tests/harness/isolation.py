@@ -1,15 +1,43 @@
-"""Per-test isolation: each test runs inside a transaction that is rolled back.
+"""Per-test isolation.
 
-Sessions join that transaction through savepoints, so code under test may call
-commit() and rollback() freely; nothing it does survives the test.
+By default each test runs inside a transaction that is rolled back; sessions
+join it through savepoints, so code under test may call commit() and rollback()
+freely and nothing it does survives the test. Tests marked `isolated_db` get a
+database of their own instead, cloned from the migrated template, for code that
+needs real commits: several connections, advisory locks, concurrent transactions.
 """
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.harness.postgres import SessionDatabase
+
+ISOLATED_MARKER = "isolated_db"
+
+
+def engine_for(url: str) -> AsyncEngine:
+    # The server is local and private: checking connections on checkout only costs time.
+    settings = Settings(database_url=SecretStr(url), pool_pre_ping=False)
+    return create_async_engine_from_settings(settings)
+
+
+@asynccontextmanager
+async def isolated_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh clone of the migrated template, dropped afterwards."""
+    name, url = database.isolated()
+    engine = engine_for(url.render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+        database.server.drop(name)
 
 
 @asynccontextmanager

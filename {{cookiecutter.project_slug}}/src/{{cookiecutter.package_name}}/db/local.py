@@ -6,8 +6,10 @@ collide with each other or with a system server. PostgreSQL refuses to run as
 root; as root the server runs as an unprivileged account instead.
 """
 
+import contextlib
 import glob
 import hashlib
+import importlib.util
 import logging
 import os
 import pwd
@@ -37,6 +39,7 @@ Fix it in one of these ways:
   - Debian/Ubuntu: sudo apt-get install postgresql
   - Fedora/RHEL:   sudo dnf install postgresql-server
   - macOS:         brew install postgresql@17
+  - Any platform:  pip install pgserver (a wheel that bundles the server binaries)
   - Point at an installation: export PG_BINDIR=/path/to/postgresql/bin
   - Use a server you already run: export TEST_DATABASE_URL=postgresql://user:password@host/db
     (tests) or DATABASE_URL=... (the service)"""
@@ -79,10 +82,14 @@ def _bindir_candidates() -> Iterator[Path]:
     initdb = shutil.which("initdb")
     if initdb:
         yield Path(initdb).resolve().parent
+    # The pgserver wheel bundles a PostgreSQL build; only its binaries are used.
+    pgserver = importlib.util.find_spec("pgserver")
+    if pgserver is not None and pgserver.submodule_search_locations:
+        yield Path(pgserver.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
 def find_bindir() -> Path:
-    """PG_BINDIR, then pg_config --bindir, then the newest versioned install, then PATH."""
+    """PG_BINDIR, pg_config --bindir, the newest versioned install, PATH, the pgserver wheel."""
     configured = os.environ.get("PG_BINDIR")
     if configured:
         if _has_server(Path(configured)):
@@ -152,6 +159,45 @@ def is_reachable(path: Path, account: ServerAccount | None) -> bool:
         if not allowed:
             return False
     return True
+
+
+def postmaster_pid(datadir: Path) -> int | None:
+    """The pid of the server running on `datadir`, if one is (or was, and crashed)."""
+    try:
+        first_line = (datadir / "postmaster.pid").read_text().split("\n", 1)[0]
+    except FileNotFoundError:
+        return None
+    return int(first_line) if first_line.strip().isdigit() else None
+
+
+def _is_postgres(pid: int) -> bool:
+    comm = Path(f"/proc/{pid}/comm")
+    if not comm.parent.is_dir():
+        return True  # no procfs (macOS): trust the pid file
+    try:
+        return comm.read_text().strip() in {"postgres", "postmaster"}
+    except FileNotFoundError:
+        return False
+
+
+def stop_postmaster(datadir: Path, timeout: float = 30.0) -> None:
+    """Shut down the server running on `datadir`, whichever process started it."""
+    pid = postmaster_pid(datadir)
+    # A crashed server leaves a stale pid file whose pid may now be someone else's.
+    if pid is None or not _is_postgres(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    # The server removes its pid file as the last step of a clean shutdown.
+    while (datadir / "postmaster.pid").exists() and _is_postgres(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.005)
 
 
 class Cluster:
@@ -248,7 +294,10 @@ class Cluster:
     def stop(self, timeout: float = 30.0) -> None:
         """Fast shutdown: roll back open transactions, close connections, exit."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
+        if process is None:
+            stop_postmaster(self.datadir, timeout)
+            return
+        if process.poll() is not None:
             return
         process.send_signal(signal.SIGINT)
         try:

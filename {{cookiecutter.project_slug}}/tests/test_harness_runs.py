@@ -1,0 +1,175 @@
+"""Whole pytest runs of the harness, in subprocesses: xdist, concurrent runs, Ctrl-C, SIGKILL.
+
+Each run executes a small generated test file with this project's fixtures and
+reports where its database lives, so the outer test can check the server side.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from {{ cookiecutter.package_name }}.db.local import postmaster_pid
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
+from tests.harness.postgres import locked, reap, scratch_root
+
+REPORTING_TESTS = """
+import json, os
+from pathlib import Path
+from sqlalchemy import text
+
+async def report(db_session, name):
+    row = (await db_session.execute(text(
+        "SELECT current_database(), current_setting('data_directory')"))).one()
+    out = Path(os.environ["HARNESS_REPORT_DIR"]) / f"{name}-{os.getpid()}.json"
+    out.write_text(json.dumps({"database": row[0], "data_directory": row[1]}))
+"""
+WAITING_TEST = """
+import asyncio
+async def test_wait(db_session):
+    await report(db_session, "wait")
+    await asyncio.sleep(120)
+"""
+
+
+def write_tests(folder: Path, count: int = 0, waiting: bool = False) -> Path:
+    body = REPORTING_TESTS + "".join(
+        f"\nasync def test_{index}(db_session):\n    await report(db_session, 't{index}')\n"
+        for index in range(count)
+    )
+    if waiting:
+        body += WAITING_TEST
+    path = folder / "test_generated.py"
+    path.write_text(body)
+    return path
+
+
+def start_run(test_file: Path, reports: Path, *options: str) -> subprocess.Popen[str]:
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")
+    }
+    environment["HARNESS_REPORT_DIR"] = str(reports)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "tests.conftest",
+            "-p",
+            "no:cacheprovider",
+            f"--rootdir={PROJECT_ROOT}",
+            "-c",
+            str(PROJECT_ROOT / "pyproject.toml"),
+            *options,
+            str(test_file),
+        ],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def finish(run: subprocess.Popen[str]) -> str:
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    return output
+
+
+def reports(folder: Path) -> list[dict[str, str]]:
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def wait_for_report(run: subprocess.Popen[str], folder: Path) -> dict[str, str]:
+    deadline = time.monotonic() + 60
+    while not (found := reports(folder)):
+        if run.poll() is not None:
+            pytest.fail(f"the run ended before its test:\n{run.communicate()[0]}")
+        assert time.monotonic() < deadline, "the run never reached its test"
+        time.sleep(0.05)
+    return found[0]
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    # An exited child its parent has not reaped yet still answers kill(0).
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.fixture
+def reports_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    return folder
+
+
+def test_xdist_workers_share_one_cluster_with_a_database_each(
+    tmp_path: Path, reports_dir: Path
+) -> None:
+    finish(start_run(write_tests(tmp_path, count=8), reports_dir, "-n", "2"))
+    seen = reports(reports_dir)
+    assert len(seen) == 8
+    assert len({report["data_directory"] for report in seen}) == 1
+    assert len({report["database"] for report in seen}) == 2
+    assert not Path(seen[0]["data_directory"]).exists(), "the last worker out left the cluster"
+
+
+def test_concurrent_runs_do_not_collide(tmp_path: Path, reports_dir: Path) -> None:
+    test_file = write_tests(tmp_path, count=3)
+    runs = [start_run(test_file, reports_dir) for _ in range(2)]
+    for run in runs:
+        finish(run)
+    directories = {report["data_directory"] for report in reports(reports_dir)}
+    assert len(directories) == 2
+
+
+def test_ctrl_c_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) -> None:
+    run = start_run(write_tests(tmp_path, waiting=True), reports_dir)
+    data = Path(wait_for_report(run, reports_dir)["data_directory"])
+    pid = postmaster_pid(data)
+    assert pid is not None
+    run.send_signal(signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert "KeyboardInterrupt" in output
+    assert not data.exists()
+    assert not is_running(pid)
+
+
+def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) -> None:
+    run = start_run(write_tests(tmp_path, waiting=True), reports_dir)
+    data = Path(wait_for_report(run, reports_dir)["data_directory"])
+    pid = postmaster_pid(data)
+    run.send_signal(signal.SIGKILL)
+    run.communicate(timeout=60)
+    # SIGKILL runs no clean-up: the server is orphaned until someone reaps it.
+    assert pid is not None
+    assert is_running(pid)
+
+    root = scratch_root()
+    with locked(root):
+        reaped = reap(root)
+    assert data.parent in reaped
+    assert not data.exists()
+    assert not is_running(pid)
+
+
+def test_half_built_cache_is_never_used(tmp_path: Path) -> None:
+    root = scratch_root()
+    abandoned = root / "build-abandoned-by-a-crash"
+    (abandoned / "data").mkdir(parents=True)
+    with locked(root):
+        reaped = reap(root)
+    assert abandoned in reaped
+    assert not abandoned.exists()

@@ -14,16 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import get_session_factory
 {%- endif %}
-from {{ cookiecutter.package_name }}.db.session import make_session_factory
 {%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
 from tests.harness.isolation import (
     ISOLATED_MARKER,
+    DatabaseScope,
+    database_scope,
     engine_for,
     isolated_engine,
-    rolled_back_connection,
-    savepoint_sessions,
 )
 from tests.harness.postgres import SessionDatabase, session_database
 
@@ -67,28 +66,29 @@ def postgres_url(db_engine: AsyncEngine) -> str:
 
 
 @pytest.fixture
-async def db_connection(db_engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection inside a transaction that is rolled back after the test."""
-    async with rolled_back_connection(db_engine) as connection:
-        yield connection
-
-
-@pytest.fixture
-def db_sessions(
+async def db_scope(
     request: pytest.FixtureRequest, db_engine: AsyncEngine
-) -> async_sessionmaker[AsyncSession]:
-    """Session factory for code under test: joins the test's transaction, or commits for real."""
-    if is_isolated(request):
-        return make_session_factory(db_engine)
-    return savepoint_sessions(request.getfixturevalue("db_connection"))
+) -> AsyncIterator[DatabaseScope]:
+    # One async fixture sets up everything below: each one costs ~0.6 ms per test.
+    async with database_scope(db_engine, isolated=is_isolated(request)) as scope:
+        yield scope
 
 
 @pytest.fixture
-async def db_session(
-    db_sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[AsyncSession]:
-    async with db_sessions() as session:
-        yield session
+def db_connection(db_scope: DatabaseScope) -> AsyncConnection:
+    """A connection inside a transaction that is rolled back after the test."""
+    return db_scope.connection
+
+
+@pytest.fixture
+def db_sessions(db_scope: DatabaseScope) -> async_sessionmaker[AsyncSession]:
+    """Session factory for code under test: joins the test's transaction, or commits for real."""
+    return db_scope.sessions
+
+
+@pytest.fixture
+def db_session(db_scope: DatabaseScope) -> AsyncSession:
+    return db_scope.session
 {%- if cookiecutter.use_fastapi %}
 
 

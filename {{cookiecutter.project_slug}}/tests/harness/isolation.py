@@ -9,6 +9,7 @@ needs real commits: several connections, advisory locks, concurrent transactions
 
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import SecretStr
@@ -16,6 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.session import make_session_factory
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.postgres import SessionDatabase
 
@@ -56,6 +58,32 @@ def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncS
     return async_sessionmaker(
         bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
     )
+
+
+@dataclass(frozen=True)
+class DatabaseScope:
+    """What one test works with: a connection, a session factory and a session."""
+
+    connection: AsyncConnection
+    sessions: async_sessionmaker[AsyncSession]
+    session: AsyncSession
+
+
+@asynccontextmanager
+async def database_scope(engine: AsyncEngine, *, isolated: bool) -> AsyncIterator[DatabaseScope]:
+    """Savepoint sessions in a rolled-back transaction, or, isolated, sessions that commit."""
+    sessions: async_sessionmaker[AsyncSession] | None = None
+    session: AsyncSession | None = None
+    try:
+        async with rolled_back_connection(engine) as connection:
+            sessions = make_session_factory(engine) if isolated else savepoint_sessions(connection)
+            session = sessions()
+            yield DatabaseScope(connection, sessions, session)
+    finally:
+        # Closed after the outer rollback, which already discarded its savepoint:
+        # one round trip fewer per test.
+        if session is not None:
+            await session.close()
 
 
 @contextmanager

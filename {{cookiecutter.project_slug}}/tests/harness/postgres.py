@@ -38,7 +38,7 @@ from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade
 
 TEMPLATE_DATABASE = "{{ cookiecutter.package_name }}_test"
 # Bump to invalidate every cache when the way it is built changes.
-CACHE_FORMAT = "2"
+CACHE_FORMAT = "3"
 MIN_TMPFS_FREE_BYTES = 512 * 1024 * 1024
 STALE_CACHE_SECONDS = 7 * 24 * 3600
 
@@ -229,9 +229,10 @@ def shared_cluster(bindir: Path) -> Iterator[Cluster]:
         if not run.is_dir():
             try:
                 run.mkdir()
-                # cp -a keeps the modes the server checks on start.
+                # cp -a keeps the owner and modes the server checks on start.
                 subprocess.run(["cp", "-a", str(cache / "data"), str(run / "data")], check=True)
-                hand_over(run, account)
+                if account is not None:
+                    os.chown(run, account.uid, account.gid)
                 (run / "owners").mkdir()
                 cluster.start()
             except BaseException:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.db.local import postmaster_pid
+from {{ cookiecutter.package_name }}.db.local import find_bindir, postmaster_pid
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
-from tests.harness.postgres import locked, reap, scratch_root
+from tests.harness.postgres import build_cache, locked, reap, scratch_root
 
 REPORTING_TESTS = """
 import json, os
@@ -29,6 +29,17 @@ async def report(db_session, name):
     out = Path(os.environ["HARNESS_REPORT_DIR"]) / f"{name}-{os.getpid()}.json"
     out.write_text(json.dumps({"database": row[0], "data_directory": row[1]}))
 """
+FAILING_FIXTURE_TEST = """
+import pytest
+
+@pytest.fixture
+async def broken(db_session):
+    await report(db_session, "broken")
+    raise RuntimeError("a fixture failed")
+
+async def test_broken(broken):
+    pass
+"""
 WAITING_TEST = """
 import asyncio
 async def test_wait(db_session):
@@ -37,13 +48,15 @@ async def test_wait(db_session):
 """
 
 
-def write_tests(folder: Path, count: int = 0, waiting: bool = False) -> Path:
-    body = REPORTING_TESTS + "".join(
-        f"\nasync def test_{index}(db_session):\n    await report(db_session, 't{index}')\n"
-        for index in range(count)
+def write_tests(folder: Path, count: int = 0, extra: str = "") -> Path:
+    body = (
+        REPORTING_TESTS
+        + extra
+        + "".join(
+            f"\nasync def test_{index}(db_session):\n    await report(db_session, 't{index}')\n"
+            for index in range(count)
+        )
     )
-    if waiting:
-        body += WAITING_TEST
     path = folder / "test_generated.py"
     path.write_text(body)
     return path
@@ -136,7 +149,7 @@ def test_concurrent_runs_do_not_collide(tmp_path: Path, reports_dir: Path) -> No
 
 
 def test_ctrl_c_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) -> None:
-    run = start_run(write_tests(tmp_path, waiting=True), reports_dir)
+    run = start_run(write_tests(tmp_path, extra=WAITING_TEST), reports_dir)
     data = Path(wait_for_report(run, reports_dir)["data_directory"])
     pid = postmaster_pid(data)
     assert pid is not None
@@ -147,8 +160,16 @@ def test_ctrl_c_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) 
     assert not is_running(pid)
 
 
+def test_a_failing_fixture_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) -> None:
+    run = start_run(write_tests(tmp_path, extra=FAILING_FIXTURE_TEST), reports_dir)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, output
+    assert "a fixture failed" in output
+    assert not Path(reports(reports_dir)[0]["data_directory"]).exists()
+
+
 def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) -> None:
-    run = start_run(write_tests(tmp_path, waiting=True), reports_dir)
+    run = start_run(write_tests(tmp_path, extra=WAITING_TEST), reports_dir)
     data = Path(wait_for_report(run, reports_dir)["data_directory"])
     pid = postmaster_pid(data)
     run.send_signal(signal.SIGKILL)
@@ -163,6 +184,21 @@ def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) 
     assert data.parent in reaped
     assert not data.exists()
     assert not is_running(pid)
+
+
+def test_failed_cache_build_leaves_no_server_and_no_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken_migration(url: object) -> None:
+        raise RuntimeError("migration failed")
+
+    monkeypatch.setattr("tests.harness.postgres.migrate", broken_migration)
+    root = scratch_root()
+    target = root / "cache-never-published"
+    with locked(root), pytest.raises(RuntimeError, match="migration failed"):
+        build_cache(find_bindir(), root, target)
+    assert not target.exists()
+    assert list(root.glob("build-*")) == []
 
 
 def test_half_built_cache_is_never_used(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.db.local import (
     INSTALL_HELP,
     Cluster,
     PostgresNotFound,
+    bindir_candidates,
     embedded_cluster,
     embedded_root,
     find_bindir,
@@ -41,6 +42,14 @@ def test_wrong_pg_bindir_says_how_to_fix_it(
     assert INSTALL_HELP in message
     assert "apt-get install postgresql" in message
     assert "brew install" in message
+
+
+def test_pgserver_wheel_is_the_last_resort(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bindir = tmp_path / "pgserver" / "pginstall" / "bin"
+    bindir.mkdir(parents=True)
+    (tmp_path / "pgserver" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert list(bindir_candidates())[-1] == bindir
 
 
 def test_found_bindir_has_the_server(monkeypatch: pytest.MonkeyPatch) -> None:

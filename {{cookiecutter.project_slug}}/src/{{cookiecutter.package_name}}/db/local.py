@@ -69,7 +69,8 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", str(path)))
 
 
-def _bindir_candidates() -> Iterator[Path]:
+def bindir_candidates() -> Iterator[Path]:
+    """Where server binaries may be, in the order they are tried (after PG_BINDIR)."""
     pg_config = shutil.which("pg_config")
     if pg_config:
         result = subprocess.run(
@@ -97,7 +98,7 @@ def find_bindir() -> Path:
         raise PostgresNotFound(
             f"PG_BINDIR={configured} has no initdb and postgres.\n{INSTALL_HELP}"
         )
-    for candidate in _bindir_candidates():
+    for candidate in bindir_candidates():
         if _has_server(candidate):
             return candidate
     raise PostgresNotFound(INSTALL_HELP)

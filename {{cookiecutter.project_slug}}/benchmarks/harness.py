@@ -33,7 +33,7 @@ from {{ cookiecutter.package_name }}.db.local import (  # noqa: E402
     is_reachable,
     server_account,
 )
-from tests.harness.postgres import cache_key, scratch_root  # noqa: E402
+from tests.harness.postgres import base_key, cache_key, scratch_root  # noqa: E402
 
 HARNESS_TEST = """
 async def test_INDEX(db_session):
@@ -49,6 +49,8 @@ def test_INDEX(postgresql):
         cursor.execute("SELECT count(*) FROM alembic_version")
         assert cursor.fetchone()[0] >= 1
 """
+BARE_TEST = "\nasync def test_INDEX(db_session):\n    assert db_session is not None\n"
+PEER_BARE_TEST = "\ndef test_INDEX(postgresql):\n    assert postgresql is not None\n"
 FLOOR_TEST = "\nasync def test_INDEX():\n    assert INDEX >= 0\n"
 PEER_FLOOR_TEST = "\ndef test_INDEX():\n    assert INDEX >= 0\n"
 PEER_CONFTEST = """
@@ -126,11 +128,17 @@ def harness_runs(work: Path, count: int) -> dict[str, Run]:
         "floor 1": measure("floor", 1, FLOOR_TEST),
         "floor N": measure("floor", count, FLOOR_TEST),
     }
-    shutil.rmtree(scratch_root() / f"cache-{cache_key(find_bindir())}", ignore_errors=True)
-    runs["cold 1"] = measure("cold", 1, HARNESS_TEST)
+    bindir = find_bindir()
+    for cache in (f"base-{base_key(bindir)}", f"cache-{cache_key(bindir)}"):
+        shutil.rmtree(scratch_root() / cache, ignore_errors=True)
+    runs["first 1"] = measure("first", 1, HARNESS_TEST)
+    shutil.rmtree(scratch_root() / f"cache-{cache_key(bindir)}", ignore_errors=True)
+    runs["changed 1"] = measure("changed", 1, HARNESS_TEST)
     runs["harness 1"] = measure("harness", 1, HARNESS_TEST)
     runs["harness N"] = measure("harness", count, HARNESS_TEST)
     runs["parallel N"] = measure("parallel", count, HARNESS_TEST, "-n", "2")
+    runs["bare 1"] = measure("bare", 1, BARE_TEST)
+    runs["bare N"] = measure("bare", count, BARE_TEST)
     runs["isolated 1"] = measure("isolated", 1, isolated_test)
     runs["isolated N"] = measure("isolated", count, isolated_test)
     return runs
@@ -171,17 +179,27 @@ def peer_runs(work: Path, count: int) -> tuple[dict[str, Run], str]:
     env = {"PATH": os.environ["PATH"], "HOME": str(folder)}
     python_in_venv = str(venv / "bin" / "python")
 
-    def measure(name: str, size: int, template: str) -> Run:
+    def measure(name: str, size: int, template: str, *extra: str) -> Run:
         test_file = write_tests(tests / name, size, template, "")
         hand_over(tests / name, account)
-        return run_pytest(python_in_venv, test_file, *options, cwd=tests, env=env, account=account)
+        return run_pytest(
+            python_in_venv, test_file, *options, *extra, cwd=tests, env=env, account=account
+        )
 
+    # Its documented default keeps the cluster in the temp dir; on tmpfs it is faster.
+    tmpfs = f"--basetemp={Path('/dev/shm') / folder.name}"
     results = {
         "peer floor 1": measure("floor", 1, PEER_FLOOR_TEST),
         "peer floor N": measure("floor", count, PEER_FLOOR_TEST),
         "peer 1": measure("peer", 1, PEER_TEST),
         "peer N": measure("peer", count, PEER_TEST),
     }
+    if Path("/dev/shm").is_dir():
+        results["peer tmpfs 1"] = measure("peer-tmpfs", 1, PEER_TEST, tmpfs)
+        results["peer tmpfs N"] = measure("peer-tmpfs", count, PEER_TEST, tmpfs)
+        results["peer bare 1"] = measure("peer-bare", 1, PEER_BARE_TEST, tmpfs)
+        results["peer bare N"] = measure("peer-bare", count, PEER_BARE_TEST, tmpfs)
+        shutil.rmtree(Path("/dev/shm") / folder.name, ignore_errors=True)
     runner = f"as {account.name}" if account else "as the current user"
     return results, f"pytest-postgresql {peer_version(python_in_venv)}, run {runner}"
 
@@ -196,6 +214,16 @@ def peer_version(python: str) -> str:
     return result.stdout.strip()
 
 
+@dataclass
+class Row:
+    name: str
+    startup_ms: float | None
+    per_test_ms: float | None
+    wall_s: float | None
+    # The pytest-postgresql rows doing the same work, for the ratio column.
+    versus: tuple[str, ...] = ()
+
+
 def report(runs: dict[str, Run], count: int, peer_note: str) -> None:
     def startup(variant: str, floor: str = "floor") -> float:
         return (runs[f"{variant} 1"].session - runs[f"{floor} 1"].session) * 1000
@@ -206,37 +234,45 @@ def report(runs: dict[str, Run], count: int, peer_note: str) -> None:
 
         return (slope(variant) - slope(floor)) * 1000
 
-    peer = per_test("peer", "peer floor") if "peer N" in runs else None
+    def row(name: str, variant: str, floor: str = "floor", versus: tuple[str, ...] = ()) -> Row:
+        if f"{variant} N" not in runs:
+            return Row(name, None, None, None)
+        wall = runs[f"{variant} N"].wall
+        return Row(name, startup(variant, floor), per_test(variant, floor), wall, versus)
 
-    def versus_peer(overhead: float) -> str:
-        return f"{peer / overhead:.1f}x less" if peer is not None and overhead > 0 else ""
-
+    peers = ("pytest-postgresql", "pytest-postgresql, tmpfs")
     rows = [
-        ("harness", f"{startup('harness'):.0f}", per_test("harness"), runs["harness N"].wall),
-        ("harness, cold cache", f"{startup('cold'):.0f}", None, None),
-        ("harness -n 2", "", None, runs["parallel N"].wall),
-        (
-            "isolated_db marker",
-            f"{startup('isolated'):.0f}",
-            per_test("isolated"),
-            runs["isolated N"].wall,
-        ),
+        row("harness", "harness", versus=peers),
+        Row("harness, first run", startup("first"), None, None),
+        Row("harness, migrations changed", startup("changed"), None, None),
+        Row("harness -n 2", None, None, runs["parallel N"].wall),
+        row("harness, fixture only", "bare", versus=("pytest-postgresql, fixture only",)),
+        row("isolated_db marker", "isolated", versus=peers),
+        row("pytest-postgresql", "peer", "peer floor"),
+        row("pytest-postgresql, tmpfs", "peer tmpfs", "peer floor"),
+        row("pytest-postgresql, fixture only", "peer bare", "peer floor"),
     ]
-    if peer is not None:
-        rows.append(
-            ("pytest-postgresql", f"{startup('peer', 'peer floor'):.0f}", peer, runs["peer N"].wall)
-        )
+    by_name = {item.name: item for item in rows}
 
-    print(f"\n{count} tests per variant; start-up and per-test cost above the floor")
-    heading = f"{'variant':<22}{'start-up ms':>12}{'per test ms':>13}{'wall s':>9}"
-    print(f"\n{heading}  vs pytest-postgresql")
-    for name, started, overhead, wall in rows:
-        overhead_text = f"{overhead:.2f}" if overhead is not None else ""
-        wall_text = f"{wall:.2f}" if wall is not None else ""
-        ratio = (
-            versus_peer(overhead) if overhead is not None and name != "pytest-postgresql" else ""
+    def ratio(item: Row) -> str:
+        others = [by_name[name].per_test_ms for name in item.versus]
+        if item.per_test_ms is None or item.per_test_ms <= 0 or None in others:
+            return ""
+        return " / ".join(f"{other / item.per_test_ms:.1f}x" for other in others if other)
+
+    def number(value: float | None, digits: int) -> str:
+        return "" if value is None else f"{value:.{digits}f}"
+
+    print(f"\n{count} tests per variant, each an INSERT, a commit and a SELECT unless marked")
+    print("fixture only; start-up and per-test cost are above the same environment's floor\n")
+    print(f"{'variant':<32}{'start-up ms':>12}{'per test ms':>13}{'wall s':>9}  less than peer")
+    for item in rows:
+        if item.wall_s is None and item.startup_ms is None:
+            continue
+        print(
+            f"{item.name:<32}{number(item.startup_ms, 0):>12}{number(item.per_test_ms, 2):>13}"
+            f"{number(item.wall_s, 2):>9}  {ratio(item)}"
         )
-        print(f"{name:<22}{started:>12}{overhead_text:>13}{wall_text:>9}  {ratio}")
     parallel = runs["parallel N"].wall / runs["harness N"].wall
     floor = (runs["floor N"].session - runs["floor 1"].session) / (count - 1) * 1000
     print(f"\n-n 2 wall time / serial wall time: {parallel:.2f}")

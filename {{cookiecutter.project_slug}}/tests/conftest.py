@@ -11,10 +11,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 {% if cookiecutter.use_fastapi %}
-from {{ cookiecutter.package_name }}.api import create_app
-from {{ cookiecutter.package_name }}.api.dependencies import get_session_factory
-{%- endif %}
-{%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
 from tests.harness.isolation import (
@@ -97,6 +93,11 @@ async def client(
     db_sessions: async_sessionmaker[AsyncSession],
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The API over ASGI; each request's unit of work uses the test's sessions."""
+    # Imported here, not at the top: every pytest-xdist worker imports this file,
+    # and tests that never call the API should not pay for importing FastAPI.
+    from {{ cookiecutter.package_name }}.api import create_app
+    from {{ cookiecutter.package_name }}.api.dependencies import get_session_factory
+
     app = create_app(Settings())
     app.dependency_overrides[get_session_factory] = lambda: db_sessions
     transport = httpx.ASGITransport(app=app)

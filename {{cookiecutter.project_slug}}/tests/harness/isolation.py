@@ -33,13 +33,13 @@ def engine_for(url: str) -> AsyncEngine:
 @asynccontextmanager
 async def isolated_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh clone of the migrated template, dropped afterwards."""
-    name, url = database.isolated()
+    name, url = database.clones.take()
     engine = engine_for(url.render_as_string(hide_password=False))
     try:
         yield engine
     finally:
         await engine.dispose()
-        database.server.drop(name)
+        database.clones.release(name)
 
 
 @asynccontextmanager

@@ -16,7 +16,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from sqlalchemy.pool import NullPool
 from {{ cookiecutter.package_name }}.db.local import (
     Cluster,
     PostgresNotFound,
+    ServerAccount,
     find_bindir,
     hand_over,
     server_account,
@@ -86,14 +88,28 @@ def is_alive(identity: str) -> bool:
     return process_identity(pid) == identity or "-" not in identity
 
 
-def cache_key(bindir: Path, migrations: Path = PROJECT_ROOT / "migrations") -> str:
-    digest = hashlib.sha256(CACHE_FORMAT.encode())
+def base_key(bindir: Path) -> str:
+    """Identifies the server binaries (and how clusters are built)."""
     postgres = (bindir / "postgres").stat()
-    digest.update(f"{bindir}:{postgres.st_size}:{postgres.st_mtime_ns}".encode())
+    identity = f"{CACHE_FORMAT}:{bindir}:{postgres.st_size}:{postgres.st_mtime_ns}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def cache_key(bindir: Path, migrations: Path = PROJECT_ROOT / "migrations") -> str:
+    """Identifies the server binaries and the migrations."""
+    digest = hashlib.sha256(base_key(bindir).encode())
     for path in sorted(migrations.rglob("*.py")):
         digest.update(str(path.relative_to(migrations)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def copy_cluster(source: Path, target: Path, account: ServerAccount | None) -> None:
+    """Copy a stopped cluster; cp -a keeps the owner and modes the server checks."""
+    target.mkdir(exist_ok=True)
+    subprocess.run(["cp", "-a", str(source / "data"), str(target / "data")], check=True)
+    if account is not None:
+        os.chown(target, account.uid, account.gid)
 
 
 def migrate(url: URL) -> None:
@@ -105,22 +121,41 @@ def migrate(url: URL) -> None:
         engine.dispose()
 
 
-def build_cache(bindir: Path, root: Path, target: Path) -> None:
-    """initdb, migrate, stop; publish with an atomic rename so no one sees half a cache."""
-    build = Path(tempfile.mkdtemp(prefix="build-", dir=root))
+def build(root: Path, target: Path, steps: Callable[[Path], None]) -> None:
+    """Run `steps` in a fresh folder, then publish it with an atomic rename."""
+    folder = Path(tempfile.mkdtemp(prefix="build-", dir=root))
     try:
-        hand_over(build, server_account())
-        cluster = Cluster(build / "data", bindir=bindir)
-        cluster.initdb()
+        steps(folder)
+        folder.rename(target)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def build_cache(bindir: Path, root: Path, target: Path) -> None:
+    """A migrated cluster, made from a freshly initialised one kept per server version.
+
+    A changed migration then costs a copy and the migrations, not another initdb.
+    """
+    account = server_account()
+    base = root / f"base-{base_key(bindir)}"
+
+    def initialise(folder: Path) -> None:
+        hand_over(folder, account)
+        Cluster(folder / "data", bindir=bindir).initdb()
+
+    def migrate_copy(folder: Path) -> None:
+        copy_cluster(base, folder, account)
+        cluster = Cluster(folder / "data", bindir=bindir)
         try:
             cluster.start()
             cluster.create_database(TEMPLATE_DATABASE)
             migrate(cluster.url(TEMPLATE_DATABASE))
         finally:
             cluster.stop()
-        build.rename(target)
-    finally:
-        shutil.rmtree(build, ignore_errors=True)
+
+    if not base.is_dir():
+        build(root, base, initialise)
+    build(root, target, migrate_copy)
 
 
 def reap(root: Path) -> list[Path]:
@@ -141,9 +176,9 @@ def reap(root: Path) -> list[Path]:
 
 
 def remove_stale_caches(root: Path, keep: Path) -> None:
-    """Caches of old migrations, unused for a week (each use touches its cache)."""
+    """Caches of old migrations or servers, unused for a week (each use touches its cache)."""
     cutoff = time.time() - STALE_CACHE_SECONDS
-    for cache in root.glob("cache-*"):
+    for cache in [*root.glob("cache-*"), *root.glob("base-*")]:
         if cache != keep and cache.stat().st_mtime < cutoff:
             shutil.rmtree(cache, ignore_errors=True)
 
@@ -194,17 +229,58 @@ class Server:
             )
 
 
+class Clones:
+    """Databases cloned from the template for isolated tests, off the test's critical path.
+
+    One background thread clones the next database while the current test runs,
+    and drops finished ones; nothing is cloned ahead until a test first asks.
+    """
+
+    def __init__(self, server: Server, template: str) -> None:
+        self.server = server
+        self.template = template
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clones")
+        self._next: Future[tuple[str, URL]] | None = None
+
+    def _clone(self) -> tuple[str, URL]:
+        name = f"{self.template}_{uuid.uuid4().hex[:10]}"
+        return name, self.server.clone(self.template, name)
+
+    def take(self) -> tuple[str, URL]:
+        ready = self._next or self._worker.submit(self._clone)
+        self._next = self._worker.submit(self._clone)
+        return ready.result()
+
+    def release(self, name: str) -> None:
+        self._worker.submit(self.server.drop, name)
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self.release(self._next.result()[0])
+        self._worker.shutdown(wait=True)
+
+
 @dataclass(frozen=True)
 class SessionDatabase:
-    """This process's migrated database, and the template it and isolated ones come from."""
+    """This process's migrated database, and clones of the template for isolated tests."""
 
     url: URL
     server: Server
-    template: str
+    clones: Clones
 
-    def isolated(self) -> tuple[str, URL]:
-        name = f"{self.template}_{uuid.uuid4().hex[:10]}"
-        return name, self.server.clone(self.template, name)
+    @property
+    def template(self) -> str:
+        return self.clones.template
+
+
+@contextlib.contextmanager
+def session_clones(server: Server, template: str) -> Iterator[Clones]:
+    clones = Clones(server, template)
+    try:
+        yield clones
+    finally:
+        clones.close()
 
 
 def worker_database_name(template: str) -> str:
@@ -225,14 +301,12 @@ def shared_cluster(bindir: Path) -> Iterator[Cluster]:
         if not cache.is_dir():
             build_cache(bindir, root, cache)
             remove_stale_caches(root, keep=cache)
-        os.utime(cache)
+        for used in (cache, root / f"base-{base_key(bindir)}"):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(used)
         if not run.is_dir():
             try:
-                run.mkdir()
-                # cp -a keeps the owner and modes the server checks on start.
-                subprocess.run(["cp", "-a", str(cache / "data"), str(run / "data")], check=True)
-                if account is not None:
-                    os.chown(run, account.uid, account.gid)
+                copy_cluster(cache, run, account)
                 (run / "owners").mkdir()
                 cluster.start()
             except BaseException:
@@ -255,7 +329,8 @@ def private_database(bindir: Path) -> Iterator[SessionDatabase]:
     with shared_cluster(bindir) as cluster:
         server = Server(cluster.url("postgres", driver="asyncpg"))
         url = server.clone(TEMPLATE_DATABASE, worker_database_name(TEMPLATE_DATABASE))
-        yield SessionDatabase(url=url, server=server, template=TEMPLATE_DATABASE)
+        with session_clones(server, TEMPLATE_DATABASE) as clones:
+            yield SessionDatabase(url=url, server=server, clones=clones)
 
 
 @contextlib.contextmanager
@@ -269,7 +344,8 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
         migrate(server.admin_url.set(database=template))
         url = server.clone(template, name)
         try:
-            yield SessionDatabase(url=url, server=server, template=template)
+            with session_clones(server, template) as clones:
+                yield SessionDatabase(url=url, server=server, clones=clones)
         finally:
             server.drop(name)
     finally:

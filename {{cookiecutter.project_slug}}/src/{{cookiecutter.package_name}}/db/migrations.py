@@ -1,17 +1,23 @@
 """Run the project's Alembic migrations from code (CLI, tests, start-up)."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # The project root holds alembic.ini; src/<package>/db/migrations.py is three levels down.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> "Config":
     """The project's Alembic config, optionally bound to an open connection."""
+    # Imported on use: the test harness imports this module at every start but
+    # migrates only when it rebuilds its cache, and Alembic takes ~0.2 s to import.
+    from alembic.config import Config
+
     ini = PROJECT_ROOT / "alembic.ini"
     if not ini.is_file():
         ini = Path.cwd() / "alembic.ini"
@@ -27,8 +33,12 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(connection: Connection, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(connection), revision)

@@ -12,6 +12,9 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+# Loaded with the plugins rather than on the first engine: the dialect import
+# would otherwise count against every session's start-up.
+import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
 from pydantic import SecretStr
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker

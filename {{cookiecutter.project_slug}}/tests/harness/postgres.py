@@ -53,7 +53,8 @@ def scratch_root() -> Path:
         usage = shutil.disk_usage(shm)
         if usage.free >= MIN_TMPFS_FREE_BYTES:
             base = shm
-    root = base / "{{ cookiecutter.package_name }}-postgres"
+    # Per user: another user's runs, caches and locks are not ours to touch.
+    root = base / f"{{ cookiecutter.package_name }}-postgres-{os.getuid()}"
     root.mkdir(exist_ok=True)
     # The server account (when we are root) must be able to traverse it.
     root.chmod(0o755)

@@ -28,7 +28,9 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     with embedded_cluster(EMBEDDED_DIR, database="{{ cookiecutter.package_name }}") as url:
-        logger.info("DATABASE_URL is not set: using the private PostgreSQL at %s", url)
+        # Printed in libpq form so it can be pasted into psql.
+        libpq_url = f"postgresql://{url.username}@/{url.database}?host={url.query['host']}"
+        logger.info("DATABASE_URL is not set: using the private PostgreSQL at %s", libpq_url)
         yield settings.model_copy(
             update={"database_url": SecretStr(url.render_as_string(hide_password=False))}
         )
@@ -41,7 +43,7 @@ def migrate(settings: Settings) -> None:
             upgrade(connection)
     finally:
         engine.dispose()
-    logger.info("database %s is at the latest revision", settings.safe_url)
+    logger.info("the database is at the latest revision")
 {%- if cookiecutter.use_fastapi %}
 
 
@@ -70,7 +72,9 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     {% if cookiecutter.use_fastapi %}arguments = {% endif %}parse_arguments(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("{{ cookiecutter.package_name }}", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.INFO)
     settings = get_settings()
     try:
         with configured_database(settings) as database_settings:

@@ -5,6 +5,7 @@ it sees the same fixtures, bound to that database.
 """
 
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 {% if cookiecutter.use_fastapi %}
 import httpx
 {%- endif %}
@@ -21,6 +22,7 @@ from tests.harness.isolation import (
     isolated_engine,
 )
 from tests.harness.postgres import SessionDatabase, session_database
+from tests.harness.queries import QueryGuard, max_queries
 
 
 def is_isolated(request: pytest.FixtureRequest) -> bool:
@@ -85,6 +87,12 @@ def db_sessions(db_scope: DatabaseScope) -> async_sessionmaker[AsyncSession]:
 @pytest.fixture
 def db_session(db_scope: DatabaseScope) -> AsyncSession:
     return db_scope.session
+
+
+@pytest.fixture
+def assert_max_queries(db_engine: AsyncEngine) -> QueryGuard:
+    """`with assert_max_queries(2): ...` fails the test if the block sends more statements."""
+    return partial(max_queries, db_engine)
 {%- if cookiecutter.use_fastapi %}
 
 

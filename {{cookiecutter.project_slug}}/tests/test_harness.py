@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -10,6 +11,7 @@ from {{ cookiecutter.package_name }}.db.local import find_bindir
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from tests.harness.isolation import rolled_back_connection, savepoint_sessions
 from tests.harness.postgres import SessionDatabase, cache_key, external_database
+from tests.harness.queries import QueryGuard
 
 
 async def test_database_is_migrated(db_session: AsyncSession) -> None:
@@ -69,3 +71,20 @@ def test_external_server_gets_its_own_migrated_databases(database: SessionDataba
             "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{external.template}%",)
         ).fetchall()
     assert left == []
+
+
+async def test_query_guard_fails_past_its_limit(
+    db_session: AsyncSession, assert_max_queries: QueryGuard
+) -> None:
+    with assert_max_queries(3) as statements:
+        for _ in range(3):
+            await db_session.execute(text("SELECT 1"))
+    # The session's SAVEPOINT is the harness's, not the code's: it is not counted.
+    assert statements == ["SELECT 1"] * 3
+
+    with (
+        pytest.raises(AssertionError, match="3 queries where at most 2"),
+        assert_max_queries(2),
+    ):
+        for _ in range(3):
+            await db_session.execute(text("SELECT 1"))

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.models import User
+from tests.harness.queries import QueryGuard
 
 
 async def create(client: httpx.AsyncClient, email: str, name: str = "Ada") -> dict[str, object]:
@@ -61,14 +62,17 @@ async def test_update_and_delete(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/users/{created['id']}")).status_code == 404
 
 
-async def test_list_pages_with_a_cursor(client: httpx.AsyncClient) -> None:
+async def test_list_pages_with_a_cursor(
+    client: httpx.AsyncClient, assert_max_queries: QueryGuard
+) -> None:
     emails = [f"user{i}@example.com" for i in range(5)]
     for email in emails:
         await create(client, email)
     seen: list[str] = []
     params: dict[str, int] = {"limit": 2}
     while True:
-        page = (await client.get("/users", params=params)).json()
+        with assert_max_queries(1):
+            page = (await client.get("/users", params=params)).json()
         seen += [user["email"] for user in page["items"]]
         if page["next_after"] is None:
             break

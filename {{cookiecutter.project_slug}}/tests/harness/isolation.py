@@ -7,16 +7,14 @@ database of their own instead, cloned from the migrated template, for code that
 needs real commits: several connections, advisory locks, concurrent transactions.
 """
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 # Loaded with the plugins rather than on the first engine: the dialect import
 # would otherwise count against every session's start-up.
 import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
 from pydantic import SecretStr
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
@@ -87,20 +85,3 @@ async def database_scope(engine: AsyncEngine, *, isolated: bool) -> AsyncIterato
         # one round trip fewer per test.
         if session is not None:
             await session.close()
-
-
-@contextmanager
-def recorded_statements(connection: AsyncConnection) -> Iterator[list[str]]:
-    """The SQL statements sent on `connection` inside the block, in order."""
-    statements: list[str] = []
-
-    def record(*args: Any) -> None:
-        statements.append(args[2])
-
-    target = connection.sync_connection
-    assert target is not None
-    event.listen(target, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(target, "before_cursor_execute", record)

@@ -2,11 +2,11 @@
 
 import pytest
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.models import Post, User
 from {{ cookiecutter.package_name }}.repositories import AlreadyExists, NotFound, UserRepository
-from tests.harness.isolation import recorded_statements
+from tests.harness.queries import QueryGuard
 
 
 @pytest.fixture
@@ -51,14 +51,13 @@ async def test_duplicate_email_is_a_domain_error_naming_the_field(
 
 
 async def test_add_many_inserts_in_one_statement(
-    users: UserRepository, db_connection: AsyncConnection
+    users: UserRepository, assert_max_queries: QueryGuard
 ) -> None:
-    with recorded_statements(db_connection) as statements:
+    with assert_max_queries(1) as statements:
         ids = await make_users(users, 100)
     assert len(ids) == 100
     assert len(set(ids)) == 100
-    inserts = [statement for statement in statements if statement.startswith("INSERT")]
-    assert len(inserts) == 1
+    assert statements[0].startswith("INSERT")
 
 
 async def test_add_many_duplicate_is_a_domain_error(users: UserRepository) -> None:
@@ -70,24 +69,38 @@ async def test_add_many_duplicate_is_a_domain_error(users: UserRepository) -> No
         await users.add_many(rows)
 
 
-async def test_keyset_pagination_walks_every_row_once(users: UserRepository) -> None:
+async def test_keyset_pagination_walks_every_row_once(
+    users: UserRepository, assert_max_queries: QueryGuard
+) -> None:
     ids = await make_users(users, 25)
     seen: list[int] = []
     after: int | None = None
-    while page := await users.list_page(limit=10, after=after):
+    while True:
+        with assert_max_queries(1):
+            page = await users.list_page(limit=10, after=after)
+        if not page:
+            break
         seen += [user.id for user in page]
         after = page[-1].id
     assert seen == sorted(ids)
 
 
-async def test_list_active_skips_inactive_users(users: UserRepository) -> None:
+async def test_list_active_skips_inactive_users(
+    users: UserRepository, assert_max_queries: QueryGuard
+) -> None:
     active = await users.create(email="on@example.com", name="On")
     await users.create(email="off@example.com", name="Off", is_active=False)
-    assert [user.id for user in await users.list_active()] == [active.id]
+    with assert_max_queries(1):
+        listed = await users.list_active()
+    assert [user.id for user in listed] == [active.id]
 
 
+@pytest.mark.parametrize("page_size", [1, 10, 30])
 async def test_posts_load_in_constant_queries(
-    users: UserRepository, db_session: AsyncSession, db_connection: AsyncConnection
+    users: UserRepository,
+    db_session: AsyncSession,
+    assert_max_queries: QueryGuard,
+    page_size: int,
 ) -> None:
     for user_id in await make_users(users, 30):
         db_session.add_all(
@@ -96,10 +109,10 @@ async def test_posts_load_in_constant_queries(
     await db_session.flush()
     db_session.expunge_all()
 
-    with recorded_statements(db_connection) as statements:
-        loaded = await users.list_with_posts(limit=30)
-    assert len(statements) == 2, statements
-    assert [len(user.posts) for user in loaded] == [3] * 30
+    # Two queries whatever the page size: users, then all their posts at once.
+    with assert_max_queries(2):
+        loaded = await users.list_with_posts(limit=page_size)
+    assert [len(user.posts) for user in loaded] == [3] * page_size
 
 
 async def test_lazy_load_raises_instead_of_querying(

@@ -6,9 +6,13 @@ it sees the same fixtures, bound to that database.
 
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
-{% if cookiecutter.use_fastapi %}
-import httpx
+{%- if cookiecutter.use_fastapi %}
+from typing import TYPE_CHECKING
 {%- endif %}
+
+{% if cookiecutter.use_fastapi -%}
+import httpx
+{% endif -%}
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 {% if cookiecutter.use_fastapi %}
@@ -23,6 +27,11 @@ from tests.harness.isolation import (
 )
 from tests.harness.postgres import SessionDatabase, session_database
 from tests.harness.queries import QueryGuard, max_queries
+{%- if cookiecutter.use_fastapi %}
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+{%- endif %}
 
 
 def is_isolated(request: pytest.FixtureRequest) -> bool:
@@ -97,10 +106,8 @@ def assert_max_queries(db_engine: AsyncEngine) -> QueryGuard:
 
 
 @pytest.fixture
-async def client(
-    db_sessions: async_sessionmaker[AsyncSession],
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The API over ASGI; each request's unit of work uses the test's sessions."""
+def api(db_sessions: async_sessionmaker[AsyncSession]) -> "FastAPI":
+    """The app, its requests' units of work running on the test's sessions."""
     # Imported here, not at the top: every pytest-xdist worker imports this file,
     # and tests that never call the API should not pay for importing FastAPI.
     from {{ cookiecutter.package_name }}.api import create_app
@@ -108,7 +115,13 @@ async def client(
 
     app = create_app(Settings())
     app.dependency_overrides[get_session_factory] = lambda: db_sessions
-    transport = httpx.ASGITransport(app=app)
+    return app
+
+
+@pytest.fixture
+async def client(api: "FastAPI") -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the app over ASGI."""
+    transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 {%- endif %}

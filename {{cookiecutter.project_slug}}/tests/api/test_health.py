@@ -11,3 +11,12 @@ async def test_ready_queries_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_ready_is_503_when_the_database_is_down(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    response = await unreachable_client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable"}
+    assert (await unreachable_client.get("/health/live")).status_code == 200

@@ -1,10 +1,16 @@
 """The user endpoints, through the repository, against the real database."""
 
 import httpx
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from starlette.types import Message, Receive, Scope, Send
 
+from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.models import User
+from {{ cookiecutter.package_name }}.repositories import UserRepository
+from tests.api.conftest import SECRET
 from tests.harness.queries import QueryGuard
 
 
@@ -47,9 +53,66 @@ async def test_duplicate_email_is_409_and_changes_nothing(
     assert await db_session.scalar(select(func.count()).select_from(User)) == 1
 
 
-async def test_invalid_input_is_422(client: httpx.AsyncClient) -> None:
+async def test_invalid_input_is_422_in_the_error_shape(client: httpx.AsyncClient) -> None:
     response = await client.post("/users", json={"email": "not-an-email", "name": ""})
     assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert {tuple(detail["loc"]) for detail in error["details"]} == {
+        ("body", "email"),
+        ("body", "name"),
+    }
+
+
+async def test_unreachable_database_is_503_with_retry_after(
+    unreachable_client: httpx.AsyncClient,
+) -> None:
+    response = await unreachable_client.get("/users")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "database_unavailable"
+    assert SECRET not in response.text
+
+
+@pytest.mark.isolated_db
+async def test_commit_happens_before_the_response_starts(
+    api: FastAPI, db_engine: AsyncEngine
+) -> None:
+    events: list[str] = []
+    event.listen(db_engine.sync_engine, "commit", lambda connection: events.append("commit"))
+
+    async def recording(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_and_record(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                events.append("response")
+            await send(message)
+
+        await api(scope, receive, send_and_record)
+
+    transport = httpx.ASGITransport(app=recording)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/users", json={"email": "ada@example.com", "name": "Ada"})
+    assert response.status_code == 201
+    assert events == ["commit", "response"]
+    async with db_engine.connect() as other:
+        assert await other.scalar(select(func.count()).select_from(User)) == 1
+
+
+@pytest.mark.isolated_db
+async def test_a_request_that_writes_then_fails_changes_nothing(
+    api: FastAPI, db_engine: AsyncEngine
+) -> None:
+    @api.post("/write-then-fail")
+    async def write_then_fail(session: SessionDep) -> None:
+        await UserRepository(session).create(email="ada@example.com", name="Ada")
+        raise RuntimeError("failed after writing")
+
+    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.post("/write-then-fail")
+    assert response.status_code == 500
+    async with db_engine.connect() as other:
+        assert await other.scalar(select(func.count()).select_from(User)) == 0
 
 
 async def test_update_and_delete(client: httpx.AsyncClient) -> None:

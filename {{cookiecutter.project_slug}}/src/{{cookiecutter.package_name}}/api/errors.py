@@ -1,13 +1,32 @@
-"""Map domain errors to HTTP answers with one JSON shape: {"error": {...}}."""
+"""Map errors to HTTP answers with one JSON shape: {"error": {"code", "message", ...}}.
+
+No database error becomes a 500: an unreachable or exhausted database is a 503
+the client may retry. Messages never include driver text, which can carry
+connection details.
+"""
+
+import logging
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists, NotFound
 
+logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 1
+# Raised when the server cannot be reached or the pool has no free connection.
+UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
 
-def error_response(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status)
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, **extra}}
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
 
 
 async def not_found(request: Request, error: Exception) -> JSONResponse:
@@ -19,6 +38,27 @@ async def already_exists(request: Request, error: Exception) -> JSONResponse:
     return error_response(409, "already_exists", str(error), fields=list(error.fields))
 
 
+async def invalid_input(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return error_response(422, "invalid_input", "the request is not valid", details=error.errors())
+
+
+async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    # The type only: the driver's message may name hosts or users.
+    logger.warning(
+        "database unavailable for %s %s: %s", request.method, request.url.path, type(error).__name__
+    )
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable; retry shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(AlreadyExists, already_exists)
+    app.add_exception_handler(RequestValidationError, invalid_input)
+    for error_type in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error_type, database_unavailable)

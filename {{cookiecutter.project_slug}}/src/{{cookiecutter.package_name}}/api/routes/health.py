@@ -2,9 +2,9 @@ import asyncio
 
 from fastapi import APIRouter, Response, status
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS
 
 router = APIRouter(prefix="/health", tags=["health"])
 READY_TIMEOUT_SECONDS = 2.0
@@ -21,7 +21,7 @@ async def ready(session: SessionDep, response: Response) -> dict[str, str]:
     """The database answers a trivial query within a bounded time."""
     try:
         await asyncio.wait_for(session.execute(text("SELECT 1")), READY_TIMEOUT_SECONDS)
-    except (SQLAlchemyError, OSError, TimeoutError):
+    except (*UNAVAILABLE_ERRORS, TimeoutError):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
         return {"status": "unavailable"}
     return {"status": "ok"}

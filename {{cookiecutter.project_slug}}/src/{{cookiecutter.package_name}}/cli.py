@@ -37,7 +37,9 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
 
 
 def migrate(settings: Settings) -> None:
-    engine = create_sync_engine_from_settings(settings)
+    # A migration may rightly run longer than any request should.
+    without_timeout = settings.model_copy(update={"statement_timeout_ms": None})
+    engine = create_sync_engine_from_settings(without_timeout)
     try:
         with engine.begin() as connection:
             upgrade(connection)

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     pool_pre_ping: bool = True
     # SQL logging costs ~30% per statement; for debugging only.
     echo: bool = False
+    # Milliseconds a statement may run before the server cancels it (the API
+    # answers 504); unset means no limit. Migrations run without it.
+    statement_timeout_ms: int | None = Field(default=None, gt=0)
 
     @field_validator("database_url")
     @classmethod

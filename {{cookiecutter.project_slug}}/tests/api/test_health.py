@@ -1,3 +1,5 @@
+import asyncio
+
 import httpx
 
 
@@ -20,3 +22,11 @@ async def test_ready_is_503_when_the_database_is_down(
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable"}
     assert (await unreachable_client.get("/health/live")).status_code == 200
+
+
+async def test_ready_is_503_when_no_connection_is_free(
+    exhausted_client: httpx.AsyncClient,
+) -> None:
+    # Bounded by pool_timeout (1 s): the request must answer, not hang.
+    response = await asyncio.wait_for(exhausted_client.get("/health/ready"), timeout=10)
+    assert response.status_code == 503

@@ -1,5 +1,7 @@
 """The user endpoints, through the repository, against the real database."""
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -64,6 +66,36 @@ async def test_invalid_input_is_422_in_the_error_shape(client: httpx.AsyncClient
     }
 
 
+STORED_VERBATIM = [
+    pytest.param("Robert'); DROP TABLE users;--", id="sql-metacharacters"),
+    pytest.param("quote \" apostrophe ' backslash \\ percent %", id="quotes"),
+    pytest.param("名前 🚀 ünïcödé \u202e", id="unicode"),
+    pytest.param("x" * 100, id="longest-allowed"),
+]
+REJECTED = [
+    pytest.param("x" * 101, id="too-long"),
+    pytest.param("nul\x00byte", id="nul-byte"),
+    pytest.param("", id="empty"),
+]
+
+
+@pytest.mark.parametrize("name", STORED_VERBATIM)
+async def test_hostile_input_is_stored_verbatim(client: httpx.AsyncClient, name: str) -> None:
+    created = await create(client, "ada@example.com", name=name)
+    response = await client.get(f"/users/{created['id']}")
+    assert response.json()["name"] == name
+
+
+@pytest.mark.parametrize("name", REJECTED)
+async def test_hostile_input_is_rejected_and_changes_nothing(
+    client: httpx.AsyncClient, db_session: AsyncSession, name: str
+) -> None:
+    response = await client.post("/users", json={"email": "ada@example.com", "name": name})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_input"
+    assert await db_session.scalar(select(func.count()).select_from(User)) == 0
+
+
 async def test_unreachable_database_is_503_with_retry_after(
     unreachable_client: httpx.AsyncClient,
 ) -> None:
@@ -72,6 +104,13 @@ async def test_unreachable_database_is_503_with_retry_after(
     assert response.headers["retry-after"] == "1"
     assert response.json()["error"]["code"] == "database_unavailable"
     assert SECRET not in response.text
+
+
+async def test_exhausted_pool_is_503_not_a_hang(exhausted_client: httpx.AsyncClient) -> None:
+    response = await asyncio.wait_for(exhausted_client.get("/users"), timeout=10)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "database_unavailable"
 
 
 @pytest.mark.isolated_db

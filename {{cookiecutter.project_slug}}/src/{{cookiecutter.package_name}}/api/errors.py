@@ -11,10 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists, NotFound
+from {{ cookiecutter.package_name }}.repositories.errors import (
+    AlreadyExists,
+    NotFound,
+    sqlstate_and_constraint,
+)
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -56,9 +60,35 @@ async def database_unavailable(request: Request, error: Exception) -> JSONRespon
     )
 
 
+# SQLSTATE (or its class, the first two characters) -> status, code, message.
+DATABASE_ERRORS = {
+    "57014": (504, "query_timeout", "the database took too long to answer"),
+    "08": (503, "database_unavailable", "the database is unavailable; retry shortly"),
+    "40": (503, "conflict_retry", "the request collided with another; retry it"),
+    "53": (503, "database_unavailable", "the database is overloaded; retry shortly"),
+    "57": (503, "database_unavailable", "the database is restarting; retry shortly"),
+    "22": (422, "invalid_input", "a value was not accepted by the database"),
+    "23": (409, "conflict", "the change conflicts with existing data"),
+}
+
+
+async def database_error(request: Request, error: Exception) -> JSONResponse:
+    """Any other database error, by SQLSTATE; unknown ones are a 500 without driver text."""
+    assert isinstance(error, DBAPIError)
+    sqlstate = sqlstate_and_constraint(error)[0] or ""
+    known = DATABASE_ERRORS.get(sqlstate) or DATABASE_ERRORS.get(sqlstate[:2])
+    if known is None:
+        logger.error("unexpected database error %s on %s", sqlstate, request.url.path)
+        return error_response(500, "internal_error", "unexpected database error")
+    status, code, message = known
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return error_response(status, code, message, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(AlreadyExists, already_exists)
     app.add_exception_handler(RequestValidationError, invalid_input)
+    app.add_exception_handler(DBAPIError, database_error)
     for error_type in UNAVAILABLE_ERRORS:
         app.add_exception_handler(error_type, database_unavailable)

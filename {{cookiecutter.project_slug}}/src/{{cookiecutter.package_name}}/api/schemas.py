@@ -1,19 +1,30 @@
 """Request and response bodies for the example endpoints."""
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+# PostgreSQL text cannot store NUL: reject it as invalid input, not as a database error.
+DatabaseText = Annotated[str, AfterValidator(_without_nul)]
+
+
 class UserCreate(BaseModel):
-    email: str = Field(max_length=320, pattern=EMAIL_PATTERN)
-    name: str = Field(min_length=1, max_length=100)
+    email: DatabaseText = Field(max_length=320, pattern=EMAIL_PATTERN)
+    name: DatabaseText = Field(min_length=1, max_length=100)
 
 
 class UserUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+    name: DatabaseText | None = Field(default=None, min_length=1, max_length=100)
     is_active: bool | None = None
 
 

@@ -19,10 +19,21 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _timeout_options(settings: Settings, driver: str) -> dict[str, Any]:
+    timeout = settings.statement_timeout_ms
+    if timeout is None:
+        return {}
+    if driver == "asyncpg":
+        return {"connect_args": {"server_settings": {"statement_timeout": str(timeout)}}}
+    return {"connect_args": {"options": f"-c statement_timeout={timeout}"}}
+
+
 def create_async_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
-    return create_async_engine(settings.url("asyncpg"), **(_pool_options(settings) | overrides))
+    options = _pool_options(settings) | _timeout_options(settings, "asyncpg") | overrides
+    return create_async_engine(settings.url("asyncpg"), **options)
 
 
 def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> Engine:
     """For scripts, migrations and tools that are not async."""
-    return create_engine(settings.url("psycopg"), **(_pool_options(settings) | overrides))
+    options = _pool_options(settings) | _timeout_options(settings, "psycopg") | overrides
+    return create_engine(settings.url("psycopg"), **options)

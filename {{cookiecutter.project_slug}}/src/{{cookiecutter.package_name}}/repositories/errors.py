@@ -1,7 +1,7 @@
 """Domain errors raised by repositories instead of raw driver exceptions."""
 
 from sqlalchemy import Index, Table, UniqueConstraint
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 UNIQUE_VIOLATION = "23505"
 
@@ -26,7 +26,7 @@ class AlreadyExists(RepositoryError):
         self.fields = fields
 
 
-def _sqlstate_and_constraint(error: IntegrityError) -> tuple[str | None, str | None]:
+def sqlstate_and_constraint(error: DBAPIError) -> tuple[str | None, str | None]:
     driver_error = error.orig
     # asyncpg's adapter keeps the asyncpg exception as the cause; psycopg has .diag.
     source = getattr(driver_error, "__cause__", None) or driver_error
@@ -50,7 +50,7 @@ def _unique_columns(table: Table, constraint: str | None) -> tuple[str, ...]:
 
 def translate_integrity_error(error: IntegrityError, entity: str, table: Table) -> Exception:
     """The domain error for a unique violation; the original error otherwise."""
-    sqlstate, constraint = _sqlstate_and_constraint(error)
+    sqlstate, constraint = sqlstate_and_constraint(error)
     if sqlstate == UNIQUE_VIOLATION:
         return AlreadyExists(entity, _unique_columns(table, constraint))
     return error

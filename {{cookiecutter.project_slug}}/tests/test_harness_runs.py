@@ -192,7 +192,7 @@ def test_failed_cache_build_leaves_no_server_and_no_folder(
     def broken_migration(url: object) -> None:
         raise RuntimeError("migration failed")
 
-    monkeypatch.setattr("tests.harness.postgres.migrate", broken_migration)
+    monkeypatch.setattr("tests.harness.postgres.upgrade_database", broken_migration)
     root = scratch_root()
     target = root / "cache-never-published"
     with locked(root), pytest.raises(RuntimeError, match="migration failed"):

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from {{ cookiecutter.package_name }}.db.engine import create_sync_engine_from_settings
 from {{ cookiecutter.package_name }}.db.local import ClusterError, PostgresNotFound, embedded_cluster
-from {{ cookiecutter.package_name }}.db.migrations import upgrade
+from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
@@ -37,14 +36,7 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
 
 
 def migrate(settings: Settings) -> None:
-    # A migration may rightly run longer than any request should.
-    without_timeout = settings.model_copy(update={"statement_timeout_ms": None})
-    engine = create_sync_engine_from_settings(without_timeout)
-    try:
-        with engine.begin() as connection:
-            upgrade(connection)
-    finally:
-        engine.dispose()
+    upgrade_database(settings.url("psycopg"))
     logger.info("the database is at the latest revision")
 {%- if cookiecutter.use_fastapi %}
 

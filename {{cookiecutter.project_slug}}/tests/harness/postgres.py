@@ -24,8 +24,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import URL, create_engine, make_url
-from sqlalchemy.pool import NullPool
+from sqlalchemy import URL, make_url
 
 from {{ cookiecutter.package_name }}.db.local import (
     Cluster,
@@ -36,7 +35,7 @@ from {{ cookiecutter.package_name }}.db.local import (
     server_account,
     stop_postmaster,
 )
-from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
 
 TEMPLATE_DATABASE = "{{ cookiecutter.package_name }}_test"
 # Bump to invalidate every cache when the way it is built changes.
@@ -113,15 +112,6 @@ def copy_cluster(source: Path, target: Path, account: ServerAccount | None) -> N
         os.chown(target, account.uid, account.gid)
 
 
-def migrate(url: URL) -> None:
-    engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
-    try:
-        with engine.begin() as connection:
-            upgrade(connection)
-    finally:
-        engine.dispose()
-
-
 def build(root: Path, target: Path, steps: Callable[[Path], None]) -> None:
     """Run `steps` in a fresh folder, then publish it with an atomic rename."""
     folder = Path(tempfile.mkdtemp(prefix="build-", dir=root))
@@ -150,7 +140,7 @@ def build_cache(bindir: Path, root: Path, target: Path) -> None:
         try:
             cluster.start()
             cluster.create_database(TEMPLATE_DATABASE)
-            migrate(cluster.url(TEMPLATE_DATABASE))
+            upgrade_database(cluster.url(TEMPLATE_DATABASE))
         finally:
             cluster.stop()
 
@@ -342,7 +332,7 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
     name = f"{template}_session"
     server.create(template)
     try:
-        migrate(server.admin_url.set(database=template))
+        upgrade_database(server.admin_url.set(database=template))
         url = server.clone(template, name)
         try:
             with session_clones(server, template) as clones:

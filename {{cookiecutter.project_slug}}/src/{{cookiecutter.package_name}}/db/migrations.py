@@ -3,7 +3,8 @@
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
+from sqlalchemy import URL, Connection, create_engine
+from sqlalchemy.pool import NullPool
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,3 +43,13 @@ def downgrade(connection: Connection, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(connection), revision)
+
+
+def upgrade_database(url: URL, revision: str = "head") -> None:
+    """Upgrade the database at `url` in one transaction, with no statement timeout."""
+    engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            upgrade(connection, revision)
+    finally:
+        engine.dispose()

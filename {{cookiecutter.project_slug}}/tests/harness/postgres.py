@@ -279,11 +279,12 @@ def worker_database_name(template: str) -> str:
 
 
 @contextlib.contextmanager
-def shared_cluster(bindir: Path) -> Iterator[Cluster]:
-    """Join this run's cluster, starting it if we are first; stop it if we are last out."""
+def shared_cluster(bindir: Path, name: str | None = None) -> Iterator[Cluster]:
+    """Join this run's cluster (or the one called `name`), starting it if we are first;
+    stop it if we are last out."""
     root = scratch_root()
     account = server_account()
-    run = root / f"run-{run_id()}"
+    run = root / f"run-{name or run_id()}"
     owner = run / "owners" / process_identity(os.getpid())
     cluster = Cluster(run / "data", bindir=bindir)
     with locked(root):

@@ -1,19 +1,41 @@
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS, install_error_handlers
 from {{ cookiecutter.package_name }}.api.routes import health{% if cookiecutter.include_example_models %}, users{% endif %}
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import make_session_factory
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+STARTUP_CHECK_SECONDS = 2.0
+
+
+async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
+    """Start anyway when the database is down: say so once instead of crash-looping."""
+    try:
+        async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except (*UNAVAILABLE_ERRORS, TimeoutError) as error:
+        logger.warning(
+            "the database at %s is unreachable (%s); serving anyway, "
+            "/health/ready answers 503 until it is back",
+            settings.safe_url,
+            type(error).__name__,
+        )
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_async_engine_from_settings(app.state.settings)
     app.state.session_factory = make_session_factory(engine)
+    await warn_if_unreachable(engine, app.state.settings)
     try:
         yield
     finally:

@@ -13,9 +13,10 @@ def get_session_factory(request: Request) -> AsyncSessionFactory:
     return cast(AsyncSessionFactory, request.app.state.session_factory)
 
 
-async def get_session(
-    sessions: Annotated[AsyncSessionFactory, Depends(get_session_factory)],
-) -> AsyncIterator[AsyncSession]:
+SessionFactoryDep = Annotated[AsyncSessionFactory, Depends(get_session_factory)]
+
+
+async def get_session(sessions: SessionFactoryDep) -> AsyncIterator[AsyncSession]:
     async with transaction(sessions) as session:
         yield session
 

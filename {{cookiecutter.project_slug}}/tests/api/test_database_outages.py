@@ -3,12 +3,10 @@
 import logging
 import uuid
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
-from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.local import find_bindir
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import SECRET, client_for
@@ -19,13 +17,10 @@ async def test_starts_while_the_database_is_down_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     settings = Settings(database_url=SecretStr(f"postgresql://app:{SECRET}@127.0.0.1:1/app"))
-    app = create_app(settings)
     with caplog.at_level(logging.WARNING):
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                assert (await client.get("/health/ready")).status_code == 503
-                assert (await client.get("/health/live")).status_code == 200
+        async with client_for(create_app(settings)) as client:
+            assert (await client.get("/health/ready")).status_code == 503
+            assert (await client.get("/health/live")).status_code == 200
     assert "is unreachable" in caplog.text
     assert "127.0.0.1" in caplog.text
     assert SECRET not in caplog.text
@@ -37,11 +32,9 @@ async def test_recovers_when_the_database_restarts() -> None:
         url = cluster.url(TEMPLATE_DATABASE).render_as_string(hide_password=False)
         # One pooled connection, so the one the restart killed is the one reused.
         settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)
-        engine = create_async_engine_from_settings(settings)
-        async with client_for(create_app(settings), engine) as client:
+        async with client_for(create_app(settings)) as client:
             assert (await client.get("/health/ready")).status_code == 200
             cluster.stop()
             assert (await client.get("/health/ready")).status_code == 503
             cluster.start()
             assert (await client.get("/health/ready")).status_code == 200
-        await engine.dispose()

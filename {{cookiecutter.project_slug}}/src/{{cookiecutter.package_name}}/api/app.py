@@ -34,6 +34,7 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_async_engine_from_settings(app.state.settings)
+    app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     await warn_if_unreachable(engine, app.state.settings)
     try:

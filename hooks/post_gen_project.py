@@ -19,13 +19,21 @@ def paths_to_remove(package: str, *, use_fastapi: bool, include_example_models: 
         paths += [
             f"{src}/models/user.py",
             f"{src}/models/post.py",
+            f"{src}/models/account.py",
             f"{src}/repositories/users.py",
+            f"{src}/repositories/posts.py",
+            f"{src}/repositories/accounts.py",
+            f"{src}/services",
             f"{src}/api/routes/users.py",
+            f"{src}/api/routes/posts.py",
+            f"{src}/api/routes/accounts.py",
             f"{src}/api/schemas.py",
-            "migrations/versions/0002_create_users_and_posts.py",
+            "migrations/versions/0002_accounts_and_transfers.py",
             "tests/repositories",
-            "tests/models",
+            "tests/services",
             "tests/api/test_users.py",
+            "tests/api/test_posts.py",
+            "tests/api/test_accounts.py",
         ]
     return paths
 

@@ -100,6 +100,7 @@ def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> No
         package / "db" / "engine.py",
         package / "db" / "session.py",
         package / "db" / "local.py",
+        package / "db" / "retry.py",
         package / "repositories" / "base.py",
         project / "migrations" / "env.py",
         project / "migrations" / "versions" / "0001_initial.py",
@@ -110,12 +111,22 @@ def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> No
     assert [path for path in always if not path.is_file()] == []
     assert (package / "api").is_dir() == values["use_fastapi"]
     assert (project / "tests" / "api").is_dir() == values["use_fastapi"]
-    examples = [package / "models" / "user.py", package / "repositories" / "users.py"]
-    assert [path.is_file() for path in examples] == [values["include_example_models"]] * 2
-    assert (project / "tests" / "repositories").is_dir() == values["include_example_models"]
+    examples = [
+        package / "models" / "user.py",
+        package / "models" / "account.py",
+        package / "repositories" / "users.py",
+        package / "repositories" / "posts.py",
+        package / "services" / "transfers.py",
+        project / "migrations" / "versions" / "0002_accounts_and_transfers.py",
+        project / "tests" / "repositories",
+        project / "tests" / "services",
+    ]
+    with_examples = [path.exists() for path in examples]
+    assert with_examples == [values["include_example_models"]] * len(examples)
     if values["use_fastapi"]:
-        routes = package / "api" / "routes" / "users.py"
-        assert routes.is_file() == values["include_example_models"]
+        routes = package / "api" / "routes"
+        example_routes = [routes / "users.py", routes / "posts.py", routes / "accounts.py"]
+        assert [path.is_file() for path in example_routes] == [values["include_example_models"]] * 3
     assert ".env\n" in (project / ".gitignore").read_text()
     assert ".postgres/\n" in (project / ".gitignore").read_text()
 

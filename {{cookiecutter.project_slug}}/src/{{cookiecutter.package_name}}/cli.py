@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import SecretStr
+from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.local import ClusterError, PostgresNotFound, embedded_cluster
 from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
@@ -82,5 +83,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 {%- endif %}
     except (PostgresNotFound, ClusterError) as error:
         logger.error("%s", error)
+        return 1
+    except OperationalError as error:
+        # The exception type only: the driver's message can repeat connection details.
+        logger.error(
+            "cannot reach the database at %s (%s): check that it is running "
+            "and that DATABASE_URL is right",
+            settings.safe_url,
+            type(error.orig).__name__,
+        )
         return 1
     return 0

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS, install_error_handlers
-from {{ cookiecutter.package_name }}.api.routes import health{% if cookiecutter.include_example_models %}, users{% endif %}
+from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import make_session_factory
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
@@ -50,5 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
 {%- if cookiecutter.include_example_models %}
     app.include_router(users.router)
+    app.include_router(posts.router)
+    app.include_router(accounts.router)
 {%- endif %}
     return app

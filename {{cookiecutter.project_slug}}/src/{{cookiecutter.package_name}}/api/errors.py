@@ -14,11 +14,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.repositories.errors import (
     AlreadyExists,
+    MissingReference,
     NotFound,
-    sqlstate_and_constraint,
 )
+{%- if cookiecutter.include_example_models %}
+from {{ cookiecutter.package_name }}.services.transfers import InsufficientFunds
+{%- endif %}
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -40,6 +44,17 @@ async def not_found(request: Request, error: Exception) -> JSONResponse:
 async def already_exists(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, AlreadyExists)
     return error_response(409, "already_exists", str(error), fields=list(error.fields))
+
+
+async def missing_reference(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, MissingReference)
+    return error_response(422, "missing_reference", str(error), fields=list(error.fields))
+{%- if cookiecutter.include_example_models %}
+
+
+async def insufficient_funds(request: Request, error: Exception) -> JSONResponse:
+    return error_response(409, "insufficient_funds", str(error))
+{%- endif %}
 
 
 async def invalid_input(request: Request, error: Exception) -> JSONResponse:
@@ -88,6 +103,10 @@ async def database_error(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(AlreadyExists, already_exists)
+    app.add_exception_handler(MissingReference, missing_reference)
+{%- if cookiecutter.include_example_models %}
+    app.add_exception_handler(InsufficientFunds, insufficient_funds)
+{%- endif %}
     app.add_exception_handler(RequestValidationError, invalid_input)
     app.add_exception_handler(DBAPIError, database_error)
     for error_type in UNAVAILABLE_ERRORS:

@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -42,3 +42,76 @@ class UserPage(BaseModel):
     items: list[UserRead]
     # Pass as `after` to get the next page; null on the last page.
     next_after: int | None
+
+
+class AuthorRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+
+
+class PostCreate(BaseModel):
+    author_id: int = Field(ge=1)
+    title: DatabaseText = Field(min_length=1, max_length=200)
+    content: DatabaseText
+    published_at: datetime | None = None
+
+
+class PostUpdate(BaseModel):
+    title: DatabaseText | None = Field(default=None, min_length=1, max_length=200)
+    content: DatabaseText | None = None
+    published_at: datetime | None = None
+
+
+class PostRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    content: str
+    views: int
+    published_at: datetime | None
+    created_at: datetime
+    author: AuthorRead
+
+
+class PostPage(BaseModel):
+    items: list[PostRead]
+    next_after: int | None
+
+
+class AccountCreate(BaseModel):
+    name: DatabaseText = Field(min_length=1, max_length=100)
+    # Minor units (cents).
+    balance: int = Field(default=0, ge=0)
+
+
+class AccountRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    balance: int
+
+
+class TransferCreate(BaseModel):
+    source_id: int = Field(ge=1)
+    target_id: int = Field(ge=1)
+    amount: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _distinct_accounts(self) -> "TransferCreate":
+        if self.source_id == self.target_id:
+            raise ValueError("source_id and target_id must be different accounts")
+        return self
+
+
+class TransferRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    source_id: int
+    target_id: int
+    amount: int
+    created_at: datetime

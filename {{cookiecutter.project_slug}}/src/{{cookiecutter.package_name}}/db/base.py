@@ -25,12 +25,17 @@ class Base(AsyncAttrs, DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
 
 
-class TimestampMixin:
-    """Creation and update times, set by the database."""
+class CreatedAtMixin:
+    """Creation time, set by the database."""
 
     # Fetch server-generated values with RETURNING on insert and update: reading
     # an expired attribute later would need an implicit query, which async forbids.
     __mapper_args__: ClassVar[dict[str, Any]] = {"eager_defaults": True}
 
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class TimestampMixin(CreatedAtMixin):
+    """Creation and update times, set by the database."""
+
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())

@@ -1,9 +1,13 @@
 """Domain errors raised by repositories instead of raw driver exceptions."""
 
 from sqlalchemy import Index, Table, UniqueConstraint
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
-UNIQUE_VIOLATION = "23505"
+from {{ cookiecutter.package_name }}.db.errors import (
+    FOREIGN_KEY_VIOLATION,
+    UNIQUE_VIOLATION,
+    sqlstate_and_constraint,
+)
 
 
 class RepositoryError(Exception):
@@ -26,15 +30,14 @@ class AlreadyExists(RepositoryError):
         self.fields = fields
 
 
-def sqlstate_and_constraint(error: DBAPIError) -> tuple[str | None, str | None]:
-    driver_error = error.orig
-    # asyncpg's adapter keeps the asyncpg exception as the cause; psycopg has .diag.
-    source = getattr(driver_error, "__cause__", None) or driver_error
-    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(source, "sqlstate", None)
-    constraint = getattr(source, "constraint_name", None)
-    if constraint is None:
-        constraint = getattr(getattr(driver_error, "diag", None), "constraint_name", None)
-    return sqlstate, constraint
+class MissingReference(RepositoryError):
+    """A foreign key points at a row that does not exist. Roll the transaction back."""
+
+    def __init__(self, entity: str, fields: tuple[str, ...], referred: str) -> None:
+        super().__init__(f"{', '.join(fields)} does not refer to an existing row of {referred}")
+        self.entity = entity
+        self.fields = fields
+        self.referred = referred
 
 
 def _unique_columns(table: Table, constraint: str | None) -> tuple[str, ...]:
@@ -48,9 +51,19 @@ def _unique_columns(table: Table, constraint: str | None) -> tuple[str, ...]:
     return ("key",)
 
 
+def _missing_reference(entity: str, table: Table, constraint: str | None) -> Exception | None:
+    for item in table.foreign_key_constraints:
+        if item.name == constraint:
+            return MissingReference(entity, tuple(item.column_keys), item.referred_table.name)
+    return None
+
+
 def translate_integrity_error(error: IntegrityError, entity: str, table: Table) -> Exception:
-    """The domain error for a unique violation; the original error otherwise."""
+    """The domain error for a unique or foreign key violation; the original error otherwise."""
     sqlstate, constraint = sqlstate_and_constraint(error)
     if sqlstate == UNIQUE_VIOLATION:
         return AlreadyExists(entity, _unique_columns(table, constraint))
+    if sqlstate == FOREIGN_KEY_VIOLATION:
+        # Only an insert or update of this table; a delete blocked by a reference is a conflict.
+        return _missing_reference(entity, table, constraint) or error
     return error

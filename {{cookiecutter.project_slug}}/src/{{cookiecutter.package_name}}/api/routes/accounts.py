@@ -1,0 +1,37 @@
+"""Accounts and transfers: the transfer retries itself when PostgreSQL breaks a conflict."""
+
+from fastapi import APIRouter, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.package_name }}.api.dependencies import SessionDep, SessionFactoryDep
+from {{ cookiecutter.package_name }}.api.schemas import (
+    AccountCreate,
+    AccountRead,
+    TransferCreate,
+    TransferRead,
+)
+from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
+from {{ cookiecutter.package_name }}.models import Transfer
+from {{ cookiecutter.package_name }}.repositories import AccountRepository
+from {{ cookiecutter.package_name }}.services.transfers import transfer
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+async def create_account(body: AccountCreate, session: SessionDep) -> AccountRead:
+    return AccountRead.model_validate(await AccountRepository(session).create(**body.model_dump()))
+
+
+@router.get("/accounts/{account_id}")
+async def get_account(account_id: int, session: SessionDep) -> AccountRead:
+    return AccountRead.model_validate(await AccountRepository(session).get_or_raise(account_id))
+
+
+@router.post("/transfers", status_code=status.HTTP_201_CREATED)
+async def create_transfer(body: TransferCreate, sessions: SessionFactoryDep) -> TransferRead:
+    # Not SessionDep: a retry must start a new transaction, so this route owns its own.
+    async def work(session: AsyncSession) -> Transfer:
+        return await transfer(session, body.source_id, body.target_id, body.amount)
+
+    return TransferRead.model_validate(await run_in_transaction(work, sessions))

@@ -1,0 +1,50 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostPage, PostRead, PostUpdate
+from {{ cookiecutter.package_name }}.repositories import PostRepository
+from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+router = APIRouter(prefix="/posts", tags=["posts"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
+    posts = PostRepository(session)
+    created = await posts.create(**body.model_dump())
+    return PostRead.model_validate(await posts.get_with_author(created.id))
+
+
+@router.get("")
+async def list_posts(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    author_id: Annotated[int | None, Query(ge=1)] = None,
+) -> PostPage:
+    posts = await PostRepository(session).list_with_authors(
+        limit=limit, after=after, author_id=author_id
+    )
+    next_after = posts[-1].id if len(posts) == limit else None
+    return PostPage(items=[PostRead.model_validate(post) for post in posts], next_after=next_after)
+
+
+@router.get("/{post_id}")
+async def get_post(post_id: int, session: SessionDep) -> PostRead:
+    return PostRead.model_validate(await PostRepository(session).get_with_author(post_id))
+
+
+@router.patch("/{post_id}")
+async def update_post(post_id: int, body: PostUpdate, session: SessionDep) -> PostRead:
+    posts = PostRepository(session)
+    post = await posts.get_with_author(post_id)
+    await posts.update(post, **body.model_dump(exclude_unset=True))
+    return PostRead.model_validate(post)
+
+
+@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_post(post_id: int, session: SessionDep) -> None:
+    posts = PostRepository(session)
+    await posts.delete(await posts.get_or_raise(post_id))

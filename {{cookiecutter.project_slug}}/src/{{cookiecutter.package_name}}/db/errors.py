@@ -1,0 +1,20 @@
+"""Read what PostgreSQL said about a failed statement, whichever driver raised it."""
+
+from sqlalchemy.exc import DBAPIError
+
+SERIALIZATION_FAILURE = "40001"
+DEADLOCK_DETECTED = "40P01"
+UNIQUE_VIOLATION = "23505"
+FOREIGN_KEY_VIOLATION = "23503"
+
+
+def sqlstate_and_constraint(error: DBAPIError) -> tuple[str | None, str | None]:
+    """The SQLSTATE code and the name of the constraint involved, when there is one."""
+    driver_error = error.orig
+    # asyncpg's adapter keeps the asyncpg exception as the cause; psycopg has .diag.
+    source = getattr(driver_error, "__cause__", None) or driver_error
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(source, "sqlstate", None)
+    constraint = getattr(source, "constraint_name", None)
+    if constraint is None:
+        constraint = getattr(getattr(driver_error, "diag", None), "constraint_name", None)
+    return sqlstate, constraint

@@ -1,0 +1,1 @@
+"""Operations that span several repositories and carry the business rules."""

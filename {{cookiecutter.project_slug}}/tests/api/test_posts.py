@@ -1,0 +1,89 @@
+"""The post endpoints: every post comes with its author, loaded in the same query."""
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from {{ cookiecutter.package_name }}.models import Post
+from tests.harness.queries import QueryGuard
+
+
+async def create_user(client: httpx.AsyncClient, email: str) -> int:
+    response = await client.post("/users", json={"email": email, "name": email.split("@")[0]})
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+async def create_post(client: httpx.AsyncClient, author_id: int, title: str) -> dict[str, object]:
+    response = await client.post(
+        "/posts", json={"author_id": author_id, "title": title, "content": f"about {title}"}
+    )
+    assert response.status_code == 201, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+async def test_create_read_update_delete(client: httpx.AsyncClient) -> None:
+    author = await create_user(client, "ada@example.com")
+    created = await create_post(client, author, "Engines")
+    assert created["author"] == {"id": author, "name": "ada"}
+    assert created["views"] == 0
+
+    assert (await client.get(f"/posts/{created['id']}")).json() == created
+
+    response = await client.patch(
+        f"/posts/{created['id']}", json={"title": "Analytical Engines", "published_at": None}
+    )
+    assert response.status_code == 200
+    assert response.json()["title"] == "Analytical Engines"
+    assert response.json()["author"] == created["author"]
+
+    assert (await client.delete(f"/posts/{created['id']}")).status_code == 204
+    assert (await client.get(f"/posts/{created['id']}")).status_code == 404
+
+
+async def test_an_unknown_author_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    response = await client.post(
+        "/posts", json={"author_id": 999_999, "title": "Orphan", "content": "nobody wrote this"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"] == {
+        "code": "missing_reference",
+        "message": "author_id does not refer to an existing row of users",
+        "fields": ["author_id"],
+    }
+    assert await db_session.scalar(select(func.count()).select_from(Post)) == 0
+
+
+@pytest.mark.parametrize("page_size", [1, 7, 50])
+async def test_a_page_is_one_query_whatever_its_size(
+    client: httpx.AsyncClient, assert_max_queries: QueryGuard, page_size: int
+) -> None:
+    authors = [await create_user(client, f"author{i}@example.com") for i in range(5)]
+    for i in range(page_size):
+        await create_post(client, authors[i % len(authors)], f"post {i}")
+    with assert_max_queries(1):
+        response = await client.get("/posts", params={"limit": page_size})
+    items = response.json()["items"]
+    assert len(items) == page_size
+    assert {item["author"]["id"] for item in items} == set(authors[:page_size])
+
+
+async def test_pages_follow_the_cursor_and_filter_by_author(client: httpx.AsyncClient) -> None:
+    ada = await create_user(client, "ada@example.com")
+    bob = await create_user(client, "bob@example.com")
+    for i in range(5):
+        await create_post(client, ada, f"ada {i}")
+        await create_post(client, bob, f"bob {i}")
+    titles: list[str] = []
+    params: dict[str, int] = {"limit": 2, "author_id": ada}
+    while True:
+        page = (await client.get("/posts", params=params)).json()
+        titles += [item["title"] for item in page["items"]]
+        if page["next_after"] is None:
+            break
+        params["after"] = page["next_after"]
+    assert titles == [f"ada {i}" for i in range(5)]

@@ -1,0 +1,88 @@
+"""Units of work when the database is unreachable, restarting, or out of connections."""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.local import find_bindir
+from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from tests.harness.postgres import TEMPLATE_DATABASE, shared_cluster
+
+SECRET = "s3cret-Pa55"
+POOL_TIMEOUT = 1
+
+
+async def select_one(engine: AsyncEngine) -> int:
+    async with transaction(make_session_factory(engine)) as session:
+        return int(await session.scalar(text("SELECT 1")))
+
+
+@pytest.fixture
+async def one_connection_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    settings = Settings(
+        database_url=SecretStr(postgres_url),
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=POOL_TIMEOUT,
+    )
+    engine = create_async_engine_from_settings(settings)
+    yield engine
+    await engine.dispose()
+
+
+async def test_an_exhausted_pool_fails_in_about_pool_timeout(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    async with one_connection_engine.connect():
+        # The bound only catches a hang; the pool gives up after POOL_TIMEOUT.
+        async with asyncio.timeout(POOL_TIMEOUT * 10):
+            with pytest.raises(PoolTimeoutError):
+                await select_one(one_connection_engine)
+    assert await select_one(one_connection_engine) == 1
+
+
+async def test_the_next_unit_of_work_succeeds_after_a_database_restart() -> None:
+    # A cluster of this test's own: stopping the shared one would break other tests.
+    with shared_cluster(find_bindir(), name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:
+        url = cluster.url(TEMPLATE_DATABASE).render_as_string(hide_password=False)
+        # One pooled connection, so the one the restart killed is the one reused.
+        settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)
+        engine = create_async_engine_from_settings(settings)
+        try:
+            assert await select_one(engine) == 1
+            cluster.stop()
+            # With the socket gone, asyncpg raises a bare OSError that SQLAlchemy does not wrap.
+            with pytest.raises((DBAPIError, OSError)):
+                await select_one(engine)
+            cluster.start()
+            assert await select_one(engine) == 1
+        finally:
+            await engine.dispose()
+
+
+def test_migrate_names_an_unreachable_database_without_its_password(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{SECRET}@127.0.0.1:1/app")
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert cli.main(["migrate"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert "cannot reach the database at postgresql+asyncpg://app:***@127.0.0.1:1/app" in (
+        caplog.text
+    )
+    assert "DATABASE_URL" in caplog.text
+    assert SECRET not in caplog.text

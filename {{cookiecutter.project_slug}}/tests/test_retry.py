@@ -1,0 +1,116 @@
+"""run_in_transaction: a transaction PostgreSQL cancelled to break a conflict runs again."""
+
+import asyncio
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
+from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+
+
+@pytest.fixture
+async def counter(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions on a committed one-row table; each session is its own connection."""
+    sessions = make_session_factory(db_engine)
+    async with transaction(sessions) as session:
+        await session.execute(text("CREATE TABLE counter (id int PRIMARY KEY, value int)"))
+        await session.execute(text("INSERT INTO counter VALUES (1, 0)"))
+    return sessions
+
+
+async def value(sessions: async_sessionmaker[AsyncSession]) -> int:
+    async with sessions() as session:
+        return int(await session.scalar(text("SELECT value FROM counter")) or 0)
+
+
+@pytest.mark.isolated_db
+async def test_a_serialization_failure_is_retried_until_it_succeeds(
+    counter: async_sessionmaker[AsyncSession],
+) -> None:
+    attempts = 0
+
+    async def increment_after_a_concurrent_update(session: AsyncSession) -> int:
+        nonlocal attempts
+        attempts += 1
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        seen = int(await session.scalar(text("SELECT value FROM counter")) or 0)
+        if attempts == 1:
+            # Another transaction changes the row after this one took its snapshot.
+            async with transaction(counter) as other:
+                await other.execute(text("UPDATE counter SET value = value + 10"))
+        await session.execute(text("UPDATE counter SET value = :v"), {"v": seen + 1})
+        return seen
+
+    seen = await run_in_transaction(increment_after_a_concurrent_update, counter)
+    assert attempts == 2
+    assert seen == 10
+    assert await value(counter) == 11
+
+
+INCREMENT_ONE = text("UPDATE counter SET value = value + 1 WHERE id = :id")
+
+
+@pytest.mark.isolated_db
+async def test_opposite_lock_orders_deadlock_and_the_victim_is_retried(
+    counter: async_sessionmaker[AsyncSession],
+) -> None:
+    async with transaction(counter) as session:
+        await session.execute(text("INSERT INTO counter VALUES (2, 0)"))
+    both_hold_their_first_lock = asyncio.Barrier(2)
+    attempts = 0
+
+    async def lock_then_update(session: AsyncSession, first: int, second: int) -> None:
+        nonlocal attempts
+        attempts += 1
+        await session.execute(text("SET LOCAL deadlock_timeout = '50ms'"))
+        await session.execute(INCREMENT_ONE, {"id": first})
+        if attempts <= 2:
+            await both_hold_their_first_lock.wait()
+        await session.execute(INCREMENT_ONE, {"id": second})
+
+    await asyncio.gather(
+        run_in_transaction(lambda session: lock_then_update(session, 1, 2), counter),
+        run_in_transaction(lambda session: lock_then_update(session, 2, 1), counter),
+    )
+    # PostgreSQL cancelled one of the two; it ran again once the other had committed.
+    assert attempts == 3
+    async with counter() as session:
+        rows = await session.execute(text("SELECT id, value FROM counter ORDER BY id"))
+        assert [tuple(row) for row in rows] == [(1, 2), (2, 2)]
+
+
+async def test_other_errors_are_not_retried(db_sessions: async_sessionmaker[AsyncSession]) -> None:
+    attempts = 0
+
+    async def divide_by_zero(session: AsyncSession) -> None:
+        nonlocal attempts
+        attempts += 1
+        await session.execute(text("SELECT 1 / 0"))
+
+    with pytest.raises(DBAPIError, match="division by zero") as raised:
+        await run_in_transaction(divide_by_zero, db_sessions)
+    assert attempts == 1
+    assert not is_retryable(raised.value)
+
+
+@pytest.mark.isolated_db
+async def test_gives_up_after_the_last_attempt(counter: async_sessionmaker[AsyncSession]) -> None:
+    attempts = 0
+
+    async def always_conflicts(session: AsyncSession) -> None:
+        nonlocal attempts
+        attempts += 1
+        await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        await session.execute(text("SELECT value FROM counter"))
+        async with transaction(counter) as other:
+            await other.execute(text("UPDATE counter SET value = value + 1"))
+        await session.execute(text("UPDATE counter SET value = 0"))
+
+    with pytest.raises(DBAPIError) as raised:
+        await run_in_transaction(always_conflicts, counter, attempts=3)
+    assert attempts == 3
+    assert is_retryable(raised.value)
+    assert await value(counter) == 3

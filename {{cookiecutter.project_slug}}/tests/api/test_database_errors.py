@@ -1,5 +1,6 @@
 """Database errors become answers a client can act on, never a 500 with driver text."""
 
+import pytest
 from pydantic import SecretStr
 from sqlalchemy import text
 
@@ -35,3 +36,20 @@ async def test_value_the_database_refuses_is_422(postgres_url: str) -> None:
         response = await client.get("/overflow")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+async def test_a_database_behind_its_migrations_is_503_and_says_migrate(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(database_url=SecretStr(postgres_url)))
+
+    @app.get("/ahead")
+    async def ahead(session: SessionDep) -> None:
+        await session.execute(text("SELECT id FROM a_table_no_migration_created"))
+
+    async with client_for(app) as client:
+        response = await client.get("/ahead")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "schema_out_of_date"
+    assert "run the migrate command" in caplog.text

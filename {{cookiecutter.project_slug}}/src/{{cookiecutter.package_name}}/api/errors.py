@@ -1,8 +1,9 @@
 """Map errors to HTTP answers with one JSON shape: {"error": {"code", "message", ...}}.
 
-No database error becomes a 500: an unreachable or exhausted database is a 503
-the client may retry. Messages never include driver text, which can carry
-connection details.
+The state of the database never causes a 500: an unreachable, exhausted,
+restarting or unmigrated database is a 503 the client may retry. Only a bug
+(SQL the server cannot parse, say) is a 500. Messages never include driver
+text, which can carry connection details.
 """
 
 import logging
@@ -78,6 +79,9 @@ async def database_unavailable(request: Request, error: Exception) -> JSONRespon
 # SQLSTATE (or its class, the first two characters) -> status, code, message.
 DATABASE_ERRORS = {
     "57014": (504, "query_timeout", "the database took too long to answer"),
+    # Undefined table or column: the service runs ahead of the database's migrations.
+    "42P01": (503, "schema_out_of_date", "the database schema is not up to date; retry shortly"),
+    "42703": (503, "schema_out_of_date", "the database schema is not up to date; retry shortly"),
     "08": (503, "database_unavailable", "the database is unavailable; retry shortly"),
     "40": (503, "conflict_retry", "the request collided with another; retry it"),
     "53": (503, "database_unavailable", "the database is overloaded; retry shortly"),
@@ -96,6 +100,10 @@ async def database_error(request: Request, error: Exception) -> JSONResponse:
         logger.error("unexpected database error %s on %s", sqlstate, request.url.path)
         return error_response(500, "internal_error", "unexpected database error")
     status, code, message = known
+    if status >= 500:
+        logger.warning("%s (SQLSTATE %s) on %s", code, sqlstate, request.url.path)
+        if code == "schema_out_of_date":
+            logger.error("the database is behind the code: run the migrate command")
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     return error_response(status, code, message, headers=headers)
 

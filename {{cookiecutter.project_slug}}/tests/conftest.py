@@ -94,6 +94,12 @@ def db_sessions(db_scope: DatabaseScope) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture
+def db_read_sessions(db_scope: DatabaseScope) -> async_sessionmaker[AsyncSession]:
+    """Read-only session factory, as the code under test gets from make_read_session_factory."""
+    return db_scope.read_sessions
+
+
+@pytest.fixture
 def db_session(db_scope: DatabaseScope) -> AsyncSession:
     return db_scope.session
 
@@ -106,15 +112,19 @@ def assert_max_queries(db_engine: AsyncEngine) -> QueryGuard:
 
 
 @pytest.fixture
-def api(db_sessions: async_sessionmaker[AsyncSession]) -> "FastAPI":
+def api(db_scope: DatabaseScope) -> "FastAPI":
     """The app, its requests' units of work running on the test's sessions."""
     # Imported here, not at the top: every pytest-xdist worker imports this file,
     # and tests that never call the API should not pay for importing FastAPI.
     from {{ cookiecutter.package_name }}.api import create_app
-    from {{ cookiecutter.package_name }}.api.dependencies import get_session_factory
+    from {{ cookiecutter.package_name }}.api.dependencies import (
+        get_read_session_factory,
+        get_session_factory,
+    )
 
     app = create_app(Settings())
-    app.dependency_overrides[get_session_factory] = lambda: db_sessions
+    app.dependency_overrides[get_session_factory] = lambda: db_scope.sessions
+    app.dependency_overrides[get_read_session_factory] = lambda: db_scope.read_sessions
     return app
 
 

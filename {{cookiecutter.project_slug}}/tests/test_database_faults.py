@@ -52,6 +52,19 @@ async def test_an_exhausted_pool_fails_in_about_pool_timeout(
     assert await select_one(one_connection_engine) == 1
 
 
+async def test_a_connection_the_server_closed_is_replaced_without_a_failed_request(
+    one_connection_engine: AsyncEngine, db_engine: AsyncEngine
+) -> None:
+    async with one_connection_engine.connect() as connection:
+        pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+    async with db_engine.connect() as admin:
+        # Waits (up to 5 s) until the backend is gone, as after a server restart.
+        await admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    # Give the event loop the moment it needs to read the closed socket.
+    await asyncio.sleep(0.1)
+    assert await select_one(one_connection_engine) == 1
+
+
 async def test_the_next_unit_of_work_succeeds_after_a_database_restart() -> None:
     # A cluster of this test's own: stopping the shared one would break other tests.
     with shared_cluster(find_bindir(), name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:

@@ -83,7 +83,7 @@ async def test_pool_knobs_reach_both_engines() -> None:
         max_overflow=2,
         pool_timeout=1.5,
         pool_recycle=60,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         echo=True,
     )
     async_engine = create_async_engine_from_settings(settings)
@@ -95,7 +95,7 @@ async def test_pool_knobs_reach_both_engines() -> None:
             assert pool._max_overflow == 2  # type: ignore[attr-defined]
             assert pool._timeout == 1.5  # type: ignore[attr-defined]
             assert pool._recycle == 60
-            assert pool._pre_ping is False
+            assert pool._pre_ping is True
             assert engine.echo is True
         assert async_engine.url.drivername == "postgresql+asyncpg"
         assert sync_engine.url.drivername == "postgresql+psycopg"

@@ -1,10 +1,17 @@
-"""transaction(): commit on success, roll back on any exception."""
+"""transaction() commits or rolls back as a whole; read-only sessions never write."""
+
+import asyncio
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import column, delete, insert, table, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from {{ cookiecutter.package_name }}.db.session import transaction
+from {{ cookiecutter.package_name }}.db.session import (
+    WriteInReadOnlySession,
+    make_read_session_factory,
+    make_session_factory,
+    transaction,
+)
 
 
 class Boom(Exception):
@@ -48,3 +55,30 @@ async def test_rolls_back_when_the_database_refuses(
             await session.execute(text("INSERT INTO uow_probe VALUES (1)"))
             await session.execute(text("INSERT INTO uow_probe VALUES (1)"))
     assert await ids(probe) == []
+
+
+PROBE = table("uow_probe", column("id"))
+
+
+async def test_a_read_only_session_refuses_to_write(
+    db_read_sessions: async_sessionmaker[AsyncSession], probe: AsyncSession
+) -> None:
+    async with db_read_sessions() as session:
+        with pytest.raises(WriteInReadOnlySession, match="use transaction"):
+            await session.execute(insert(PROBE).values(id=1))
+        with pytest.raises(WriteInReadOnlySession):
+            await session.execute(delete(PROBE))
+    assert await ids(probe) == []
+
+
+@pytest.mark.isolated_db
+async def test_a_read_only_session_runs_each_statement_on_its_own(db_engine: AsyncEngine) -> None:
+    # now() is the transaction's start time: it moves only without a transaction.
+    async with make_read_session_factory(db_engine)() as session:
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.01)
+        assert await session.scalar(text("SELECT now()")) != first
+    async with transaction(make_session_factory(db_engine)) as session:
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.01)
+        assert await session.scalar(text("SELECT now()")) == first

@@ -55,8 +55,12 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=5.0, gt=0)
     # Seconds after which a connection is replaced, below typical proxy idle limits.
     pool_recycle: int = Field(default=1800, ge=-1)
-    # Checks each connection on checkout so a restarted server costs no failed request.
-    pool_pre_ping: bool = True
+    # Off: a ping is a round trip on every checkout (BEGIN, ping, ROLLBACK with
+    # asyncpg), which cost a 40% slower request in benchmarks/data_layer.py. The
+    # async engine instead replaces connections the server has closed (a restart)
+    # for free at checkout. Turn it on when something between the service and
+    # the server can drop idle connections silently.
+    pool_pre_ping: bool = False
     # SQL logging costs ~30% per statement; for debugging only.
     echo: bool = False
     # Milliseconds a statement may run before the server cancels it (the API

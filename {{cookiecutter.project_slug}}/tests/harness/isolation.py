@@ -16,9 +16,14 @@ from dataclasses import dataclass
 import sqlalchemy.dialects.postgresql.asyncpg  # noqa: F401
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
-from {{ cookiecutter.package_name }}.db.session import make_session_factory
+from {{ cookiecutter.package_name }}.db.session import (
+    ReadOnlySession,
+    make_read_session_factory,
+    make_session_factory,
+)
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.postgres import SessionDatabase
 
@@ -26,9 +31,7 @@ ISOLATED_MARKER = "isolated_db"
 
 
 def engine_for(url: str) -> AsyncEngine:
-    # The server is local and private: checking connections on checkout only costs time.
-    settings = Settings(database_url=SecretStr(url), pool_pre_ping=False)
-    return create_async_engine_from_settings(settings)
+    return create_async_engine_from_settings(Settings(database_url=SecretStr(url)))
 
 
 @asynccontextmanager
@@ -54,20 +57,34 @@ async def rolled_back_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConn
                 await transaction.rollback()
 
 
-def savepoint_sessions(connection: AsyncConnection) -> async_sessionmaker[AsyncSession]:
+def savepoint_sessions(
+    connection: AsyncConnection, session_class: type[Session] = Session
+) -> async_sessionmaker[AsyncSession]:
     """Sessions bound to the test's connection; their commits release savepoints."""
     return async_sessionmaker(
-        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        bind=connection,
+        expire_on_commit=False,
+        join_transaction_mode="create_savepoint",
+        sync_session_class=session_class,
     )
 
 
 @dataclass(frozen=True)
 class DatabaseScope:
-    """What one test works with: a connection, a session factory and a session."""
+    """What one test works with: a connection, session factories and a session."""
 
     connection: AsyncConnection
     sessions: async_sessionmaker[AsyncSession]
     session: AsyncSession
+    engine: AsyncEngine
+    isolated: bool
+
+    @property
+    def read_sessions(self) -> async_sessionmaker[AsyncSession]:
+        """Read-only sessions: autocommit when isolated, else inside the test's transaction."""
+        if self.isolated:
+            return make_read_session_factory(self.engine)
+        return savepoint_sessions(self.connection, ReadOnlySession)
 
 
 @asynccontextmanager
@@ -79,7 +96,7 @@ async def database_scope(engine: AsyncEngine, *, isolated: bool) -> AsyncIterato
         async with rolled_back_connection(engine) as connection:
             sessions = make_session_factory(engine) if isolated else savepoint_sessions(connection)
             session = sessions()
-            yield DatabaseScope(connection, sessions, session)
+            yield DatabaseScope(connection, sessions, session, engine, isolated)
     finally:
         # Closed after the outer rollback, which already discarded its savepoint:
         # one round trip fewer per test.

@@ -2,8 +2,9 @@
 
 import pytest
 from sqlalchemy.exc import InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from {{ cookiecutter.package_name }}.db.session import WriteInReadOnlySession
 from {{ cookiecutter.package_name }}.models import Post, User
 from {{ cookiecutter.package_name }}.repositories import AlreadyExists, NotFound, UserRepository
 from tests.harness.queries import QueryGuard
@@ -137,3 +138,15 @@ async def test_deleting_a_user_deletes_their_posts(
     await users.delete(await users.get_or_raise(user.id))
     assert await db_session.get(Post, post.id) is None
     assert await db_session.get(User, user.id) is None
+
+
+async def test_a_read_only_session_refuses_to_flush_changes(
+    db_read_sessions: async_sessionmaker[AsyncSession], users: UserRepository
+) -> None:
+    created = await users.create(email="ada@example.com", name="Ada")
+    async with db_read_sessions() as session:
+        readonly_users = UserRepository(session)
+        found = await readonly_users.get_or_raise(created.id)
+        assert found.name == "Ada"
+        with pytest.raises(WriteInReadOnlySession):
+            await readonly_users.update(found, name="Changed")

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS, install_error_handlers
 from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
-from {{ cookiecutter.package_name }}.db.session import make_session_factory
+from {{ cookiecutter.package_name }}.db.session import make_read_session_factory, make_session_factory
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_async_engine_from_settings(app.state.settings)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(engine)
     await warn_if_unreachable(engine, app.state.settings)
     try:
         yield

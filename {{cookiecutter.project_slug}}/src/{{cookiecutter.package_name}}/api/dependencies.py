@@ -24,3 +24,19 @@ async def get_session(sessions: SessionFactoryDep) -> AsyncIterator[AsyncSession
 # scope="function" ends the unit of work when the route returns, before the
 # response is sent: a client that got a 2xx can read its write back at once.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+def get_read_session_factory(request: Request) -> AsyncSessionFactory:
+    return cast(AsyncSessionFactory, request.app.state.read_session_factory)
+
+
+ReadSessionFactoryDep = Annotated[AsyncSessionFactory, Depends(get_read_session_factory)]
+
+
+async def get_read_session(sessions: ReadSessionFactoryDep) -> AsyncIterator[AsyncSession]:
+    async with sessions() as session:
+        yield session
+
+
+# For routes that only read: no transaction, one round trip per query; writes raise.
+ReadSessionDep = Annotated[AsyncSession, Depends(get_read_session, scope="function")]

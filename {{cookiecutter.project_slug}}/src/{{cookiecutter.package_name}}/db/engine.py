@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -28,9 +29,19 @@ def _timeout_options(settings: Settings, driver: str) -> dict[str, Any]:
     return {"connect_args": {"options": f"-c statement_timeout={timeout}"}}
 
 
+def _replace_closed_connections(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # After a server restart the pooled sockets are closed, and asyncpg already
+    # knows it: check that flag (free) instead of pinging (a round trip per
+    # checkout). DisconnectionError makes the pool connect afresh and retry.
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
 def create_async_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
     options = _pool_options(settings) | _timeout_options(settings, "asyncpg") | overrides
-    return create_async_engine(settings.url("asyncpg"), **options)
+    engine = create_async_engine(settings.url("asyncpg"), **options)
+    event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
+    return engine
 
 
 def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> Engine:

@@ -3,7 +3,11 @@
 from fastapi import APIRouter, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.package_name }}.api.dependencies import SessionDep, SessionFactoryDep
+from {{ cookiecutter.package_name }}.api.dependencies import (
+    ReadSessionDep,
+    SessionDep,
+    SessionFactoryDep,
+)
 from {{ cookiecutter.package_name }}.api.schemas import (
     AccountCreate,
     AccountRead,
@@ -24,7 +28,7 @@ async def create_account(body: AccountCreate, session: SessionDep) -> AccountRea
 
 
 @router.get("/accounts/{account_id}")
-async def get_account(account_id: int, session: SessionDep) -> AccountRead:
+async def get_account(account_id: int, session: ReadSessionDep) -> AccountRead:
     return AccountRead.model_validate(await AccountRepository(session).get_or_raise(account_id))
 
 

@@ -3,7 +3,7 @@ import asyncio
 from fastapi import APIRouter, Response, status
 from sqlalchemy import text
 
-from {{ cookiecutter.package_name }}.api.dependencies import SessionFactoryDep
+from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionFactoryDep
 from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -17,9 +17,9 @@ async def live() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(sessions: SessionFactoryDep, response: Response) -> dict[str, str]:
+async def ready(sessions: ReadSessionFactoryDep, response: Response) -> dict[str, str]:
     """The database answers a trivial query within a bounded time."""
-    # Its own session rather than a unit of work: nothing to commit after a failure.
+    # Its own session rather than a dependency: a failure here is an answer, not an error.
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), sessions() as session:
             await session.execute(text("SELECT 1"))

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostPage, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.repositories import PostRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -19,7 +19,7 @@ async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
 
 @router.get("")
 async def list_posts(
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: Annotated[int | None, Query(ge=0)] = None,
     author_id: Annotated[int | None, Query(ge=1)] = None,
@@ -32,7 +32,7 @@ async def list_posts(
 
 
 @router.get("/{post_id}")
-async def get_post(post_id: int, session: SessionDep) -> PostRead:
+async def get_post(post_id: int, session: ReadSessionDep) -> PostRead:
     return PostRead.model_validate(await PostRepository(session).get_with_author(post_id))
 
 

@@ -2,7 +2,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.schemas import UserCreate, UserPage, UserRead, UserUpdate
 from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
@@ -19,7 +19,7 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserRead:
 
 @router.get("")
 async def list_users(
-    session: SessionDep,
+    session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> UserPage:
@@ -29,7 +29,7 @@ async def list_users(
 
 
 @router.get("/{user_id}")
-async def get_user(user_id: int, session: SessionDep) -> UserRead:
+async def get_user(user_id: int, session: ReadSessionDep) -> UserRead:
     return UserRead.model_validate(await UserRepository(session).get_or_raise(user_id))
 
 

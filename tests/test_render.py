@@ -141,6 +141,9 @@ def test_ci_workflow_uses_the_chosen_postgres(render: Render, answers: dict[str,
     assert job["env"]["TEST_DATABASE_URL"].startswith("postgresql://")
     commands = [step.get("run") for step in job["steps"]]
     assert {"uv run pytest", "uv run mypy", "uv run ruff check ."} <= set(commands)
+    # The PgBouncer-mode tests must run there, not be skipped.
+    assert job["env"]["REQUIRE_PGBOUNCER"] == "1"
+    assert any("install -y pgbouncer" in (command or "") for command in commands)
 
 
 def test_alembic_ini_has_no_url(render: Render) -> None:

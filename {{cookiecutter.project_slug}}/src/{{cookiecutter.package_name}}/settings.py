@@ -6,7 +6,7 @@ The database URL is a secret: it is only ever shown with its password masked.
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -66,6 +66,19 @@ class Settings(BaseSettings):
     # Milliseconds a statement may run before the server cancels it (the API
     # answers 504); unset means no limit. Migrations run without it.
     statement_timeout_ms: int | None = Field(default=None, gt=0)
+    # DATABASE_URL points at PgBouncer in transaction mode: no prepared-statement
+    # caches, unnamed statements, and reads inside transactions (see db/engine.py).
+    pgbouncer: bool = False
+
+    @model_validator(mode="after")
+    def _timeout_needs_startup_parameters(self) -> "Settings":
+        if self.pgbouncer and self.statement_timeout_ms is not None:
+            raise ValueError(
+                "DB_STATEMENT_TIMEOUT_MS cannot be used with DB_PGBOUNCER: PgBouncer refuses "
+                "it as a connection parameter. Set it on the role instead: "
+                "ALTER ROLE <user> SET statement_timeout = '<ms>ms'"
+            )
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -36,7 +36,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_async_engine_from_settings(app.state.settings)
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.read_session_factory = make_read_session_factory(engine)
+    app.state.read_session_factory = make_read_session_factory(
+        engine, autocommit=not app.state.settings.pgbouncer
+    )
     await warn_if_unreachable(engine, app.state.settings)
     try:
         yield

@@ -37,8 +37,34 @@ def _replace_closed_connections(dbapi_connection: Any, record: Any, proxy: Any) 
         raise DisconnectionError("the server closed this pooled connection")
 
 
+def _pgbouncer_options(settings: Settings) -> dict[str, Any]:
+    if not settings.pgbouncer:
+        return {}
+    # In transaction mode consecutive transactions may run on different server
+    # connections, so a statement prepared in one is unknown in the next. Keep
+    # no prepared statements across transactions (both caches off) and use the
+    # unnamed statement, which the next one replaces: nothing piles up on the
+    # server, and no two clients' names can collide.
+    return {
+        "connect_args": {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unnamed_statement,
+        }
+    }
+
+
+def _unnamed_statement() -> str:
+    return ""
+
+
 def create_async_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
-    options = _pool_options(settings) | _timeout_options(settings, "asyncpg") | overrides
+    options = (
+        _pool_options(settings)
+        | _timeout_options(settings, "asyncpg")
+        | _pgbouncer_options(settings)
+        | overrides
+    )
     engine = create_async_engine(settings.url("asyncpg"), **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
     return engine

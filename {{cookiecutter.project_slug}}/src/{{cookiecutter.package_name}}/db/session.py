@@ -48,13 +48,17 @@ def make_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
-    """Read-only sessions whose statements run in autocommit mode (no BEGIN, no COMMIT)."""
-    return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"),
-        sync_session_class=ReadOnlySession,
-        expire_on_commit=False,
-    )
+def make_read_session_factory(
+    engine: AsyncEngine, *, autocommit: bool = True
+) -> AsyncSessionFactory:
+    """Read-only sessions; with `autocommit` (not behind PgBouncer) no BEGIN and no COMMIT.
+
+    Behind PgBouncer in transaction mode each statement of an autocommit session
+    could land on another server connection than the one it was prepared on.
+    """
+    if autocommit:
+        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return async_sessionmaker(engine, sync_session_class=ReadOnlySession, expire_on_commit=False)
 
 
 def make_sync_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -74,7 +78,7 @@ def default_session_factory() -> AsyncSessionFactory:
 
 @lru_cache
 def default_read_session_factory() -> AsyncSessionFactory:
-    return make_read_session_factory(default_engine())
+    return make_read_session_factory(default_engine(), autocommit=not get_settings().pgbouncer)
 
 
 @asynccontextmanager

@@ -1,0 +1,129 @@
+"""DB_PGBOUNCER: the engine works through PgBouncer in transaction mode, and needs to.
+
+PgBouncer here has two server connections for many clients, so consecutive
+transactions of one client run on different server connections.
+{%- if cookiecutter.include_example_models %} A representative
+part of the repository and transfer tests runs through it.
+{%- endif %}
+"""
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import URL, make_url, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.session import (
+    make_read_session_factory,
+    make_session_factory,
+    transaction,
+)
+{%- if cookiecutter.include_example_models %}
+from {{ cookiecutter.package_name }}.repositories import UserRepository
+from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
+{%- endif %}
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.harness.pgbouncer import INSTALL_HINT, find_pgbouncer, pgbouncer
+from tests.harness.postgres import SessionDatabase
+
+CLIENTS = 16
+
+
+@pytest.fixture(scope="session")
+def bouncer(database: SessionDatabase) -> Iterator[URL]:
+    """One PgBouncer for the session, in front of the test server (any database)."""
+    executable = find_pgbouncer()
+    if executable is None:
+        if os.environ.get("REQUIRE_PGBOUNCER"):
+            pytest.fail(INSTALL_HINT)
+        pytest.skip(INSTALL_HINT)
+    with pgbouncer(executable, database.url) as url:
+        yield url
+
+
+def engine_through(bouncer: URL, postgres_url: str, *, pgbouncer_mode: bool) -> AsyncEngine:
+    url = bouncer.set(database=make_url(postgres_url).database)
+    settings = Settings(
+        database_url=SecretStr(url.render_as_string(hide_password=False)),
+        pgbouncer=pgbouncer_mode,
+        pool_size=CLIENTS,
+    )
+    return create_async_engine_from_settings(settings)
+
+
+@pytest.fixture
+async def bounced(bouncer: URL, postgres_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine in PgBouncer mode, through PgBouncer, on the test's own database."""
+    engine = engine_through(bouncer, postgres_url, pgbouncer_mode=True)
+    yield engine
+    await engine.dispose()
+
+
+async def many_clients(engine: AsyncEngine, *, rounds: int = 20, autocommit: bool = True) -> None:
+    """Every client runs distinct statements, in units of work and in read sessions."""
+    sessions = make_session_factory(engine)
+    reads = make_read_session_factory(engine, autocommit=autocommit)
+
+    async def client(number: int) -> None:
+        for round_ in range(rounds):
+            async with transaction(sessions) as session:
+                value = await session.scalar(text(f"SELECT {number} + :r"), {"r": round_})
+                assert value == number + round_
+            async with reads() as session:
+                doubled = await session.scalar(text("SELECT CAST(:v AS int) * 2"), {"v": number})
+                assert doubled == number * 2
+
+    await asyncio.gather(*(client(number) for number in range(CLIENTS)))
+
+
+@pytest.mark.isolated_db
+async def test_the_default_engine_breaks_behind_pgbouncer(bouncer: URL, postgres_url: str) -> None:
+    # The control: without DB_PGBOUNCER, cached prepared statements meet other clients'.
+    engine = engine_through(bouncer, postgres_url, pgbouncer_mode=False)
+    try:
+        with pytest.raises(DBAPIError, match="prepared statement"):
+            await many_clients(engine, autocommit=False)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.isolated_db
+async def test_pgbouncer_mode_shares_server_connections_safely(bounced: AsyncEngine) -> None:
+    await many_clients(bounced, autocommit=False)
+
+
+@pytest.mark.isolated_db
+async def test_pgbouncer_mode_reads_run_in_transactions(bounced: AsyncEngine) -> None:
+    # now() is the transaction's start time: the same for both statements.
+    async with make_read_session_factory(bounced, autocommit=False)() as session:
+        first = await session.scalar(text("SELECT now()"))
+        await asyncio.sleep(0.01)
+        assert await session.scalar(text("SELECT now()")) == first
+
+
+def test_statement_timeout_cannot_pass_through_pgbouncer() -> None:
+    with pytest.raises(ValueError, match="ALTER ROLE"):
+        Settings(pgbouncer=True, statement_timeout_ms=100)
+{%- if cookiecutter.include_example_models %}
+
+
+@pytest.mark.isolated_db
+async def test_repository_through_pgbouncer(bounced: AsyncEngine) -> None:
+    sessions = make_session_factory(bounced)
+    rows = [{"email": f"u{i}@example.com", "name": f"User {i}"} for i in range(COPY_THRESHOLD)]
+    async with transaction(sessions) as session:
+        users = UserRepository(session)
+        copied = await users.add_many(rows)
+        ada = await users.create(email="ada@example.com", name="Ada")
+        await users.upsert([{"email": "ada@example.com", "name": "Ada L."}], conflict=["email"])
+    async with make_read_session_factory(bounced, autocommit=False)() as session:
+        users = UserRepository(session)
+        assert (await users.get_or_raise(ada.id)).name == "Ada L."
+        page = await users.list_with_posts(limit=10)
+        assert [user.id for user in page] == copied[:10]
+{%- endif %}

@@ -6,7 +6,6 @@ SQL generation and sends the rows in PostgreSQL's binary format.
 """
 
 from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
 from typing import Any
 
 from asyncpg.exceptions import IntegrityConstraintViolationError
@@ -41,28 +40,16 @@ async def _next_keys(
     return list(await session.scalar(NEXT_KEYS, parameters) or [])
 
 
-def _records(
-    rows: Sequence[Mapping[str, Any]],
-    table: Table,
-    names: list[str],
-    fillers: dict[str, Callable[[], Any]],
-    dialect: Dialect,
-) -> list[tuple[Any, ...]]:
-    """Row tuples in column order, converted by each column type's bind processor."""
-    if len(names) == 1:
-        given: list[tuple[Any, ...]] = [(row[names[0]],) for row in rows]
-    else:
-        get = itemgetter(*names)
-        given = [get(row) for row in rows]
-    processors = [table.c[name].type.bind_processor(dialect) for name in names]
-    if any(processors):
-        given = [
-            tuple(process(v) if process else v for process, v in zip(processors, row, strict=True))
-            for row in given
-        ]
-    if not fillers:
-        return given
-    return [(*row, *(fill() for fill in fillers.values())) for row in given]
+def _column_values(
+    rows: Sequence[Mapping[str, Any]], table: Table, names: list[str], dialect: Dialect
+) -> dict[str, list[Any]]:
+    """The given values column by column, converted by each column type's bind processor."""
+    columns: dict[str, list[Any]] = {}
+    for name in names:
+        values = [row[name] for row in rows]
+        process = table.c[name].type.bind_processor(dialect)
+        columns[name] = [process(value) for value in values] if process else values
+    return columns
 
 
 async def copy_rows(
@@ -74,29 +61,29 @@ async def copy_rows(
         if row.keys() != rows[0].keys():
             raise ValueError(f"every row must name the same columns: {names} vs {list(row)}")
     (key,) = table.primary_key.columns
+    connection = await session.connection()
+    columns = _column_values(rows, table, names, connection.dialect)
     # Left-out columns get their server default from COPY itself; Python-side
     # defaults, and keys from the identity sequence, are filled in here.
-    fillers = {
-        column.name: fill
-        for column in table.columns
-        if column.name not in names and (fill := _python_default(column)) is not None
-    }
-    if key.name not in names and key.name not in fillers:
-        fillers[key.name] = iter(await _next_keys(session, table, key, len(rows))).__next__
+    for column in table.columns:
+        fill = _python_default(column)
+        if column.name not in columns and fill is not None:
+            columns[column.name] = [fill() for _ in rows]
+    if key.name not in columns:
+        columns[key.name] = await _next_keys(session, table, key, len(rows))
 
-    connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     if not driver.is_in_transaction():
         # The driver opens the transaction lazily; COPY must not run outside it.
         await connection.execute(select(1))
-    records = _records(rows, table, names, fillers, connection.dialect)
-    columns = [*names, *fillers]
     try:
         await driver.copy_records_to_table(
-            table.name, schema_name=table.schema, columns=columns, records=records
+            table.name,
+            schema_name=table.schema,
+            columns=list(columns),
+            records=zip(*columns.values(), strict=True),
         )
     except IntegrityConstraintViolationError as error:
         raise IntegrityError("COPY", None, error) from error
-    key_position = columns.index(key.name)
-    return [record[key_position] for record in records]
+    return columns[key.name]

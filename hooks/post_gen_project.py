@@ -29,6 +29,7 @@ def paths_to_remove(package: str, *, use_fastapi: bool, include_example_models: 
             f"{src}/api/routes/accounts.py",
             f"{src}/api/schemas.py",
             "migrations/versions/0002_accounts_and_transfers.py",
+            "migrations/versions/0003_post_status.py",
             "benchmarks/data_layer.py",
             "tests/test_benchmarks.py",
             "tests/repositories",

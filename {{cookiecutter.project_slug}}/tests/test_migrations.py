@@ -1,51 +1,135 @@
-"""Migrations: up from empty, down to base, up again; one head; no drift from the models."""
+"""Migrations: every revision up, down and up again; one head; no drift; safe to run at once."""
 
+import os
+import shutil
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, create_engine, inspect
+from alembic.script import Script, ScriptDirectory
+from sqlalchemy import (
+    URL,
+    BigInteger,
+    Column,
+    Connection,
+    Identity,
+    String,
+    Table,
+    create_engine,
+    inspect,
+    text,
+)
 from sqlalchemy.pool import NullPool
 
-from {{ cookiecutter.package_name }}.db.migrations import alembic_config, downgrade, upgrade
+from {{ cookiecutter.package_name }}.db.migrations import (
+    MIGRATION_LOCK,
+    PROJECT_ROOT,
+    alembic_config,
+    downgrade,
+    upgrade,
+)
 from {{ cookiecutter.package_name }}.models import Base
 from tests.harness.postgres import SessionDatabase
 
+# What a revision can change, read from the catalogs; alembic_version is Alembic's own.
+SCHEMA_QUERIES = {
+    "columns": """
+        SELECT table_name, column_name, udt_name, is_nullable, column_default
+        FROM information_schema.columns
+        WHERE table_schema = 'public' AND table_name <> 'alembic_version'
+    """,
+    "indexes": """
+        SELECT indexname, indexdef FROM pg_indexes
+        WHERE schemaname = 'public' AND tablename <> 'alembic_version'
+    """,
+    "constraints": """
+        SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE connamespace = 'public'::regnamespace
+          AND conrelid::regclass::text <> 'alembic_version'
+    """,
+    "types": """
+        SELECT typname, typtype FROM pg_type
+        WHERE typnamespace = 'public'::regnamespace AND typtype IN ('e', 'd', 'c')
+          AND typrelid = 0
+    """,
+    "sequences": "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'",
+}
+
 
 @pytest.fixture
-def empty_database(database: SessionDatabase) -> Iterator[Connection]:
+def empty_database_url(database: SessionDatabase) -> Iterator[URL]:
     """A brand-new database with no tables, dropped after the test."""
     name = f"migrations_{uuid.uuid4().hex[:8]}"
-    url = database.server.create(name).set(drivername="postgresql+psycopg")
-    engine = create_engine(url, poolclass=NullPool)
+    yield database.server.create(name).set(drivername="postgresql+psycopg")
+    database.server.drop(name)
+
+
+@pytest.fixture
+def empty_database(empty_database_url: URL) -> Iterator[Connection]:
+    engine = create_engine(empty_database_url, poolclass=NullPool)
     try:
         with engine.connect() as connection:
             yield connection
     finally:
         engine.dispose()
-        database.server.drop(name)
 
 
-def tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names()) - {"alembic_version"}
+def schema(connection: Connection) -> dict[str, list[tuple[object, ...]]]:
+    snapshot = {
+        name: sorted(tuple(row) for row in connection.execute(text(query)))
+        for name, query in SCHEMA_QUERIES.items()
+    }
+    connection.rollback()
+    return snapshot
 
 
-def test_upgrade_downgrade_upgrade(empty_database: Connection) -> None:
-    model_tables = set(Base.metadata.tables)
-    upgrade(empty_database)
-    empty_database.commit()
-    assert tables(empty_database) == model_tables
+def revisions_from_base() -> list[Script]:
+    return list(reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions())))
 
-    downgrade(empty_database, "base")
-    empty_database.commit()
-    assert tables(empty_database) == set()
 
-    upgrade(empty_database)
-    empty_database.commit()
-    assert tables(empty_database) == model_tables
+def migrate(connection: Connection, step: str, revision: str) -> None:
+    (upgrade if step == "up" else downgrade)(connection, revision)
+    connection.commit()
+
+
+def test_every_revision_goes_up_down_and_up_again(empty_database: Connection) -> None:
+    for revision in revisions_from_base():
+        below = schema(empty_database)
+        migrate(empty_database, "up", revision.revision)
+        above = schema(empty_database)
+        migrate(empty_database, "down", str(revision.down_revision or "base"))
+        assert schema(empty_database) == below, f"{revision.revision} does not downgrade cleanly"
+        migrate(empty_database, "up", revision.revision)
+        assert schema(empty_database) == above, f"{revision.revision} differs after a round trip"
+    assert set(inspect(empty_database).get_table_names()) - {"alembic_version"} == set(
+        Base.metadata.tables
+    )
+
+
+{% if cookiecutter.include_example_models -%}
+def enum_types(connection: Connection) -> set[str]:
+    return {str(row[0]) for row in schema(connection)["types"] if row[1] == "e"}
+
+
+def test_the_enum_revision_drops_its_type_on_downgrade(empty_database: Connection) -> None:
+    migrate(empty_database, "up", "0003")
+    assert enum_types(empty_database) == {"post_status"}
+    migrate(empty_database, "down", "0002")
+    assert enum_types(empty_database) == set()
+
+
+{% endif -%}
+def test_down_to_base_leaves_nothing(empty_database: Connection) -> None:
+    empty = schema(empty_database)
+    migrate(empty_database, "up", "head")
+    migrate(empty_database, "down", "base")
+    assert schema(empty_database) == empty
 
 
 def test_single_head() -> None:
@@ -54,8 +138,7 @@ def test_single_head() -> None:
 
 
 def test_models_and_migrations_agree(empty_database: Connection) -> None:
-    upgrade(empty_database)
-    empty_database.commit()
+    migrate(empty_database, "up", "head")
     context = MigrationContext.configure(
         empty_database, opts={"compare_type": True, "compare_server_default": True}
     )
@@ -63,3 +146,85 @@ def test_models_and_migrations_agree(empty_database: Connection) -> None:
     assert differences == [], (
         f"models and migrations differ; autogenerate a revision: {differences}"
     )
+
+
+def test_an_autogenerated_revision_passes_ruff(empty_database: Connection) -> None:
+    from alembic import command
+
+    migrate(empty_database, "up", "head")
+    # A model change for autogenerate to find, and a folder of this test's own for
+    # the revision: inside the project, so ruff applies the project's settings.
+    probe = Table(
+        "autogenerate_probe",
+        Base.metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("label", String(50), index=True),
+    )
+    versions = PROJECT_ROOT / "migrations" / f".autogenerate-{uuid.uuid4().hex[:8]}"
+    versions.mkdir()
+    try:
+        config = alembic_config(empty_database)
+        locations = [str(PROJECT_ROOT / "migrations" / "versions"), str(versions)]
+        config.set_main_option("version_locations", os.pathsep.join(locations))
+        script = command.revision(
+            config, message="add probe", autogenerate=True, version_path=str(versions)
+        )
+        assert isinstance(script, Script)
+        written = Path(script.path)
+        assert "op.create_table" in written.read_text()
+        for check in (["check", "--no-fix"], ["format", "--check"]):
+            result = subprocess.run(
+                [sys.executable, "-m", "ruff", *check, str(written)],
+                cwd=PROJECT_ROOT,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert result.returncode == 0, f"ruff {check[0]}:\n{result.stdout}{result.stderr}"
+    finally:
+        Base.metadata.remove(probe)
+        shutil.rmtree(versions, ignore_errors=True)
+
+
+def waiting_for_lock(connection: Connection) -> int:
+    query = text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = :key AND NOT granted"
+    )
+    return int(connection.execute(query, {"key": MIGRATION_LOCK}).scalar_one())
+
+
+def test_instances_migrating_at_once_apply_each_revision_once(
+    empty_database_url: URL, empty_database: Connection
+) -> None:
+    environment = {
+        **os.environ,
+        "DATABASE_URL": empty_database_url.render_as_string(hide_password=False),
+    }
+    command = [sys.executable, "-m", "{{ cookiecutter.package_name }}", "migrate"]
+    # Hold the lock until all four wait for it, so that they really start together.
+    empty_database.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+    empty_database.commit()
+    processes = [
+        subprocess.Popen(
+            command,
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    try:
+        deadline = time.monotonic() + 120
+        while waiting_for_lock(empty_database) < len(processes):
+            assert all(process.poll() is None for process in processes), "a migrate exited early"
+            assert time.monotonic() < deadline, "the migrate commands never waited for the lock"
+            time.sleep(0.05)
+    finally:
+        empty_database.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+        empty_database.commit()
+    outputs = [process.communicate(timeout=120)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0] * 4, "\n".join(outputs)
+    applied = sum(output.count("Running upgrade") for output in outputs)
+    assert applied == len(revisions_from_base()), "\n".join(outputs)

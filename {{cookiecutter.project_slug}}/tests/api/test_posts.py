@@ -29,14 +29,16 @@ async def test_create_read_update_delete(client: httpx.AsyncClient) -> None:
     created = await create_post(client, author, "Engines")
     assert created["author"] == {"id": author, "name": "ada"}
     assert created["views"] == 0
+    assert created["status"] == "draft"
 
     assert (await client.get(f"/posts/{created['id']}")).json() == created
 
     response = await client.patch(
-        f"/posts/{created['id']}", json={"title": "Analytical Engines", "published_at": None}
+        f"/posts/{created['id']}", json={"title": "Analytical Engines", "status": "published"}
     )
     assert response.status_code == 200
     assert response.json()["title"] == "Analytical Engines"
+    assert response.json()["status"] == "published"
     assert response.json()["author"] == created["author"]
 
     assert (await client.delete(f"/posts/{created['id']}")).status_code == 204
@@ -87,3 +89,22 @@ async def test_pages_follow_the_cursor_and_filter_by_author(client: httpx.AsyncC
             break
         params["after"] = page["next_after"]
     assert titles == [f"ada {i}" for i in range(5)]
+
+
+async def test_an_unknown_status_is_422(client: httpx.AsyncClient) -> None:
+    author = await create_user(client, "ada@example.com")
+    response = await client.post(
+        "/posts", json={"author_id": author, "title": "T", "content": "C", "status": "secret"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "status"]
+
+
+async def test_patching_a_required_field_to_null_is_422(client: httpx.AsyncClient) -> None:
+    author = await create_user(client, "ada@example.com")
+    created = await create_post(client, author, "Engines")
+    response = await client.patch(f"/posts/{created['id']}", json={"title": None})
+    assert response.status_code == 422
+    response = await client.patch(f"/posts/{created['id']}", json={"published_at": None})
+    assert response.status_code == 200
+    assert (await client.get(f"/posts/{created['id']}")).json()["title"] == "Engines"

@@ -5,6 +5,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from {{ cookiecutter.package_name }}.models import PostStatus
+
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
@@ -56,12 +58,21 @@ class PostCreate(BaseModel):
     title: DatabaseText = Field(min_length=1, max_length=200)
     content: DatabaseText
     published_at: datetime | None = None
+    status: PostStatus = PostStatus.DRAFT
 
 
 class PostUpdate(BaseModel):
     title: DatabaseText | None = Field(default=None, min_length=1, max_length=200)
     content: DatabaseText | None = None
     published_at: datetime | None = None
+    status: PostStatus | None = None
+
+    @model_validator(mode="after")
+    def _only_published_at_may_be_null(self) -> "PostUpdate":
+        for name in ("title", "content", "status"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 class PostRead(BaseModel):
@@ -71,6 +82,7 @@ class PostRead(BaseModel):
     title: str
     content: str
     views: int
+    status: PostStatus
     published_at: datetime | None
     created_at: datetime
     author: AuthorRead

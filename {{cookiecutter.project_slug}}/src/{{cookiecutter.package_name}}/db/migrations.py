@@ -1,5 +1,6 @@
 """Run the project's Alembic migrations from code (CLI, tests, start-up)."""
 
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,9 @@ if TYPE_CHECKING:
 
 # The project root holds alembic.ini; src/<package>/db/migrations.py is three levels down.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
+# The advisory lock migrations/env.py takes, so that instances starting together
+# migrate one after another. Any fixed number will do if every process uses it.
+MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
 
 
 def alembic_config(connection: Connection | None = None) -> "Config":

@@ -1,13 +1,20 @@
+import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Identity, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from {{ cookiecutter.package_name }}.db.base import Base, TimestampMixin
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.models.user import User
+
+
+class PostStatus(enum.StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
 
 
 class Post(TimestampMixin, Base):
@@ -24,6 +31,13 @@ class Post(TimestampMixin, Base):
     content: Mapped[str] = mapped_column(Text)
     views: Mapped[int] = mapped_column(default=0, server_default="0")
     published_at: Mapped[datetime | None]
+    # A PostgreSQL enum type: migrations must create it before the column and
+    # drop it after (see migrations/versions/0003_post_status.py).
+    status: Mapped[PostStatus] = mapped_column(
+        Enum(PostStatus, name="post_status", values_callable=lambda kind: [m.value for m in kind]),
+        default=PostStatus.DRAFT,
+        server_default=PostStatus.DRAFT.value,
+    )
 
     author: Mapped["User"] = relationship(back_populates="posts", lazy="raise")
 

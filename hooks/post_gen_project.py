@@ -6,16 +6,17 @@ every removal tolerates a path that is already gone.
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 
-def paths_to_remove(package: str, *, use_fastapi: bool, include_example_models: bool) -> list[str]:
-    """Project-relative paths that belong to disabled options."""
-    src = f"src/{package}"
+def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
+    """Project-relative paths that belong to options not chosen."""
+    src = f"src/{answers['package_name']}"
     paths: list[str] = []
-    if not use_fastapi:
+    if answers["use_fastapi"] is not True:
         paths += [f"{src}/api", "tests/api"]
-    if not include_example_models:
+    if answers["include_example_models"] is not True:
         paths += [
             f"{src}/models/user.py",
             f"{src}/models/post.py",
@@ -38,6 +39,14 @@ def paths_to_remove(package: str, *, use_fastapi: bool, include_example_models: 
             "tests/api/test_posts.py",
             "tests/api/test_accounts.py",
         ]
+    if answers["ci"] != "github":
+        paths.append(".github")
+    if answers["ci"] != "gitlab":
+        paths.append(".gitlab-ci.yml")
+    if answers["use_docker"] is not True:
+        paths += ["Dockerfile", "compose.yaml", ".dockerignore"]
+    if answers["license"] == "none":
+        paths.append("LICENSE")
     return paths
 
 
@@ -69,29 +78,13 @@ def next_steps(slug: str, package: str, *, use_fastapi: bool) -> str:
     )
 
 
-def main(answers: dict[str, object]) -> None:
+def main(answers: Mapping[str, object]) -> None:
+    remove(Path.cwd(), paths_to_remove(answers))
     package = str(answers["package_name"])
     use_fastapi = answers["use_fastapi"] is True
-    remove(
-        Path.cwd(),
-        paths_to_remove(
-            package,
-            use_fastapi=use_fastapi,
-            include_example_models=answers["include_example_models"] is True,
-        ),
-    )
     print(next_steps(str(answers["project_slug"]), package, use_fastapi=use_fastapi))
 
 
 if __name__ == "__main__":
     # tojson inside a raw string keeps any answer, quotes included, valid Python.
-    main(
-        {
-            "project_slug": json.loads(r""" {{ cookiecutter.project_slug | tojson }} """),
-            "package_name": json.loads(r""" {{ cookiecutter.package_name | tojson }} """),
-            "use_fastapi": json.loads(r""" {{ cookiecutter.use_fastapi | tojson }} """),
-            "include_example_models": json.loads(
-                r""" {{ cookiecutter.include_example_models | tojson }} """
-            ),
-        }
-    )
+    main(json.loads(r""" {{ cookiecutter | tojson }} """))

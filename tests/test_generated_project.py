@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import render_into
-from tests.options import FULL_RUN_COMBINATIONS
+from tests.options import SLOW_COMBINATIONS
 
 pytestmark = pytest.mark.slow
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
@@ -64,7 +64,7 @@ def install(project: Path, installer: str = "uv") -> Path:
     return bin_dir
 
 
-@pytest.mark.parametrize(("answers", "installer"), FULL_RUN_COMBINATIONS)
+@pytest.mark.parametrize(("answers", "installer"), SLOW_COMBINATIONS)
 def test_rendered_project_is_green(
     workspace: Path, answers: dict[str, Any], installer: str
 ) -> None:

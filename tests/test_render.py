@@ -11,8 +11,16 @@ import pytest
 import yaml
 
 from hooks import post_gen_project
-from tests.conftest import TEMPLATE, Render
-from tests.options import COMBINATIONS
+from tests.checkers import check_python, check_workflow, shared_environment
+from tests.conftest import TEMPLATE, Render, render_into
+from tests.options import (
+    ALL_COMBINATIONS,
+    NAME_CASES,
+    SLOW_COMBINATIONS,
+    SLOW_OPTIONS,
+    all_pairs,
+    pairs_of,
+)
 
 DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 
@@ -44,9 +52,7 @@ def text_files(root: Path) -> list[Path]:
     return files
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS)
-def test_no_template_tags_left(render: Render, answers: dict[str, Any]) -> None:
-    project = render(**answers)
+def assert_no_template_tags(project: Path) -> None:
     leftovers = [
         str(path.relative_to(project))
         for path in text_files(project)
@@ -56,10 +62,7 @@ def test_no_template_tags_left(render: Render, answers: dict[str, Any]) -> None:
     assert not [path for path in project.rglob("*") if "cookiecutter" in path.name]
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS)
-def test_pyproject_describes_the_project(render: Render, answers: dict[str, Any]) -> None:
-    values = effective(answers)
-    project = render(**answers)
+def assert_pyproject(project: Path, values: dict[str, Any]) -> None:
     assert project.name == values["project_slug"]
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
 
@@ -68,6 +71,12 @@ def test_pyproject_describes_the_project(render: Render, answers: dict[str, Any]
     assert metadata["description"] == values["description"]
     assert metadata["requires-python"] == f">={values['python_version']}"
     assert metadata["scripts"] == {values["package_name"]: f"{values['package_name']}.cli:main"}
+    if values["license"] == "none":
+        assert "license" not in metadata
+        assert metadata["classifiers"] == ["Private :: Do Not Upload"]
+    else:
+        assert metadata["license"] == values["license"]
+        assert metadata["license-files"] == ["LICENSE"]
     dependencies = {
         requirement.split(">")[0].split("[")[0] for requirement in metadata["dependencies"]
     }
@@ -81,18 +90,13 @@ def test_pyproject_describes_the_project(render: Render, answers: dict[str, Any]
 
     assert pyproject["tool"]["mypy"]["strict"] is True
     assert pyproject["tool"]["mypy"]["python_version"] == values["python_version"]
-    assert pyproject["tool"]["ruff"]["target-version"] == "py" + values["python_version"].replace(
-        ".", ""
-    )
-    assert (
-        pyproject["tool"]["pytest"]["ini_options"]["asyncio_default_test_loop_scope"] == "session"
-    )
+    target = "py" + values["python_version"].replace(".", "")
+    assert pyproject["tool"]["ruff"]["target-version"] == target
+    pytest_options = pyproject["tool"]["pytest"]["ini_options"]
+    assert pytest_options["asyncio_default_test_loop_scope"] == "session"
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS)
-def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> None:
-    values = effective(answers)
-    project = render(**answers)
+def assert_files_follow_the_options(project: Path, values: dict[str, Any]) -> None:
     package = project / "src" / values["package_name"]
     always = [
         package / "settings.py",
@@ -118,6 +122,8 @@ def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> No
         package / "repositories" / "posts.py",
         package / "services" / "transfers.py",
         project / "migrations" / "versions" / "0002_accounts_and_transfers.py",
+        project / "migrations" / "versions" / "0003_post_status.py",
+        project / "benchmarks" / "data_layer.py",
         project / "tests" / "repositories",
         project / "tests" / "services",
     ]
@@ -127,23 +133,116 @@ def test_files_follow_the_options(render: Render, answers: dict[str, Any]) -> No
         routes = package / "api" / "routes"
         example_routes = [routes / "users.py", routes / "posts.py", routes / "accounts.py"]
         assert [path.is_file() for path in example_routes] == [values["include_example_models"]] * 3
-    assert ".env\n" in (project / ".gitignore").read_text()
-    assert ".postgres/\n" in (project / ".gitignore").read_text()
+    gitignore = (project / ".gitignore").read_text().splitlines()
+    assert {".env", ".postgres/"} <= set(gitignore)
 
 
-@pytest.mark.parametrize("answers", COMBINATIONS)
-def test_ci_workflow_uses_the_chosen_postgres(render: Render, answers: dict[str, Any]) -> None:
-    values = effective(answers)
-    project = render(**answers)
-    workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
-    job = workflow["jobs"]["test"]
-    assert job["services"]["postgres"]["image"] == f"postgres:{values['postgres_version']}"
-    assert job["env"]["TEST_DATABASE_URL"].startswith("postgresql://")
-    commands = [step.get("run") for step in job["steps"]]
-    assert {"uv run pytest", "uv run mypy", "uv run ruff check ."} <= set(commands)
+def assert_ci(project: Path, values: dict[str, Any]) -> None:
+    github = project / ".github" / "workflows" / "ci.yml"
+    gitlab = project / ".gitlab-ci.yml"
+    assert (github.is_file(), gitlab.is_file()) == (
+        values["ci"] == "github",
+        values["ci"] == "gitlab",
+    )
+    assert not (project / ".github").exists() or values["ci"] == "github"
+    if values["ci"] == "github":
+        job = yaml.safe_load(github.read_text())["jobs"]["test"]
+        service = job["services"]["postgres"]["image"]
+        variables = job["env"]
+        commands = [step.get("run") or "" for step in job["steps"]]
+    elif values["ci"] == "gitlab":
+        job = yaml.safe_load(gitlab.read_text())["test"]
+        service = job["services"][0]["name"]
+        variables = job["variables"]
+        commands = [*job["before_script"], *job["script"]]
+    else:
+        return
+    assert service == f"postgres:{values['postgres_version']}"
+    assert variables["TEST_DATABASE_URL"].startswith("postgresql://")
     # The PgBouncer-mode tests must run there, not be skipped.
-    assert job["env"]["REQUIRE_PGBOUNCER"] == "1"
-    assert any("install -y pgbouncer" in (command or "") for command in commands)
+    assert variables["REQUIRE_PGBOUNCER"] == "1"
+    assert any("install -y" in command and "pgbouncer" in command for command in commands)
+    expected = {
+        "uv run ruff check .",
+        "uv run ruff format --check .",
+        "uv run mypy",
+        "uv run pytest tests/test_migrations.py",
+        "uv run pytest --ignore=tests/test_migrations.py",
+    }
+    assert expected <= set(commands)
+
+
+def assert_docker(project: Path, values: dict[str, Any]) -> None:
+    files = [project / name for name in ("Dockerfile", "compose.yaml", ".dockerignore")]
+    assert [path.is_file() for path in files] == [values["use_docker"]] * 3
+    if not values["use_docker"]:
+        return
+    dockerfile = (project / "Dockerfile").read_text().splitlines()
+    assert f"FROM python:{values['python_version']}-slim" in dockerfile
+    compose = yaml.safe_load((project / "compose.yaml").read_text())
+    database = compose["services"]["db"]
+    assert database["image"] == f"postgres:{values['postgres_version']}"
+    app = compose["services"]["app"]
+    assert app["build"] == "."
+    assert app["environment"]["DATABASE_URL"].endswith(f"@db:5432/{values['package_name']}")
+    assert app["depends_on"]["db"]["condition"] == "service_healthy"
+    assert ("ports" in app) == values["use_fastapi"]
+    assert ".env" in (project / ".dockerignore").read_text().splitlines()
+
+
+LICENSE_FIRST_LINES = {
+    "MIT": "MIT License",
+    "BSD-3-Clause": "BSD 3-Clause License",
+    "Apache-2.0": "Apache License",
+}
+
+
+def assert_license(project: Path, values: dict[str, Any]) -> None:
+    path = project / "LICENSE"
+    assert path.is_file() == (values["license"] != "none")
+    if values["license"] == "none":
+        return
+    text = path.read_text()
+    assert text.strip().splitlines()[0].strip() == LICENSE_FIRST_LINES[values["license"]]
+    if values["license"] != "Apache-2.0":
+        assert values["author_name"] in text
+
+
+@pytest.fixture(scope="session")
+def check_environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared environment for ruff and mypy, from a render with every option on."""
+    full = render_into(tmp_path_factory.mktemp("full"), use_fastapi=True)
+    return shared_environment(full)
+
+
+@pytest.mark.parametrize("answers", ALL_COMBINATIONS)
+def test_combination(tmp_path: Path, check_environment: Path, answers: dict[str, Any]) -> None:
+    values = effective(answers)
+    project = render_into(tmp_path, **answers)
+    assert_no_template_tags(project)
+    assert_pyproject(project, values)
+    assert_files_follow_the_options(project, values)
+    assert_ci(project, values)
+    assert_docker(project, values)
+    assert_license(project, values)
+    ok, output = check_python(project, check_environment)
+    assert ok, output
+    if values["ci"] == "github":
+        ok, output = check_workflow(project / ".github" / "workflows" / "ci.yml")
+        assert ok, output
+
+
+@pytest.mark.parametrize("answers", NAME_CASES)
+def test_free_text_answers_survive_rendering(render: Render, answers: dict[str, Any]) -> None:
+    project = render(**answers)
+    assert_no_template_tags(project)
+    assert_pyproject(project, effective(answers))
+
+
+def test_slow_tier_covers_every_pair_of_option_values() -> None:
+    rows = [combination.values[0] for combination in SLOW_COMBINATIONS]
+    covered = set().union(*(pairs_of(row) for row in rows))
+    assert set(all_pairs(SLOW_OPTIONS)) <= covered
 
 
 def test_alembic_ini_has_no_url(render: Render) -> None:
@@ -196,12 +295,7 @@ def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyP
     project = render(use_fastapi=False, include_example_models=False)
     before = sorted(str(path.relative_to(project)) for path in project.rglob("*"))
     monkeypatch.chdir(project)
-    answers = {
-        "project_slug": project.name,
-        "package_name": project.name.replace("-", "_"),
-        "use_fastapi": False,
-        "include_example_models": False,
-    }
+    answers = effective({"use_fastapi": False, "include_example_models": False})
     post_gen_project.main(answers)
     assert sorted(str(path.relative_to(project)) for path in project.rglob("*")) == before
 

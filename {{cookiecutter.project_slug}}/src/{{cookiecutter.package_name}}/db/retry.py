@@ -9,7 +9,9 @@ is a function of the session rather than a block.
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+{%- if cookiecutter.python_version == "3.11" %}
 from typing import TypeVar
+{%- endif %}
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +23,9 @@ from {{ cookiecutter.package_name }}.db.errors import (
 )
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
 
+{% if cookiecutter.python_version == "3.11" -%}
 T = TypeVar("T")
+{% endif -%}
 RETRYABLE_SQLSTATES = frozenset({SERIALIZATION_FAILURE, DEADLOCK_DETECTED})
 DEFAULT_ATTEMPTS = 5
 FIRST_BACKOFF_SECONDS = 0.005
@@ -33,7 +37,7 @@ def is_retryable(error: BaseException) -> bool:
     )
 
 
-async def run_in_transaction(
+async def run_in_transaction{% if cookiecutter.python_version != "3.11" %}[T]{% endif %}(
     work: Callable[[AsyncSession], Awaitable[T]],
     sessions: AsyncSessionFactory | None = None,
     *,

@@ -5,7 +5,7 @@ becomes visible, so several repository calls can share one transaction.
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar{% if cookiecutter.python_version == "3.11" %}, Generic, TypeVar{% endif %}
 
 from sqlalchemy import (
     ColumnDefault,
@@ -25,8 +25,10 @@ from {{ cookiecutter.package_name }}.db.base import Base
 from {{ cookiecutter.package_name }}.db.copy import copy_rows
 from {{ cookiecutter.package_name }}.repositories.errors import NotFound, translate_integrity_error
 
+{% if cookiecutter.python_version == "3.11" -%}
 ModelT = TypeVar("ModelT", bound=Base)
 
+{% endif -%}
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # From this many rows add_many uses COPY: below it, the extra round trip for
@@ -34,7 +36,7 @@ MAX_PAGE_SIZE = 500
 COPY_THRESHOLD = 1_000
 
 
-class Repository(Generic[ModelT]):
+class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){% else %}[ModelT: Base]{% endif %}:
     model: type[ModelT]
     # Built once per model: a prebuilt statement skips the rebuilding and cache
     # keying that session.get() does per call (~20% of a one-row read request).

@@ -39,6 +39,8 @@ def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
             "tests/api/test_posts.py",
             "tests/api/test_accounts.py",
         ]
+    if answers["id_type"] != "uuid":
+        paths += [f"{src}/db/ids.py", "tests/test_ids.py"]
     if answers["ci"] != "github":
         paths.append(".github")
     if answers["ci"] != "gitlab":

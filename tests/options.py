@@ -26,6 +26,7 @@ SHORT_NAMES = {
     "use_fastapi": "fastapi",
     "include_example_models": "examples",
     "use_docker": "docker",
+    "id_type": "id",
 }
 # Only this Python exists on the CI machine, so the slow tier installs with it.
 RUNNABLE_PYTHON = "3.11"

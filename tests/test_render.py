@@ -133,6 +133,12 @@ def assert_files_follow_the_options(project: Path, values: dict[str, Any]) -> No
         routes = package / "api" / "routes"
         example_routes = [routes / "users.py", routes / "posts.py", routes / "accounts.py"]
         assert [path.is_file() for path in example_routes] == [values["include_example_models"]] * 3
+    uuid_files = [package / "db" / "ids.py", project / "tests" / "test_ids.py"]
+    assert [path.is_file() for path in uuid_files] == [values["id_type"] == "uuid"] * 2
+    migration = (project / "migrations" / "versions" / "0001_initial.py").read_text()
+    if values["include_example_models"]:
+        assert ("sa.Uuid()" in migration) == (values["id_type"] == "uuid")
+        assert ("sa.Identity(" in migration) == (values["id_type"] == "bigint")
     gitignore = (project / ".gitignore").read_text().splitlines()
     assert {".env", ".postgres/"} <= set(gitignore)
 

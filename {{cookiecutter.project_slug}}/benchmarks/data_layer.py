@@ -26,7 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+{%- if cookiecutter.id_type == "uuid" %}
+from {{ cookiecutter.package_name }}.db.ids import uuid7
+{%- endif %}
 from {{ cookiecutter.package_name }}.db.session import (
     make_read_session_factory,
     make_session_factory,
@@ -168,21 +172,26 @@ class Bench:
 
     async def bulk_insert(self) -> None:
         rows = user_rows(self.sizes.bulk_rows)
+{%- if cookiecutter.id_type == "uuid" %}
+        # Keys are made in Python (db/ids.py), so raw inserts supply them too.
+        columns = ["id", "email", "name"]
+        records = [(uuid7(), row["email"], row["name"]) for row in rows]
+{%- else %}
+        columns = ["email", "name"]
         records = [(row["email"], row["name"]) for row in rows]
+{%- endif %}
+        placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
+        insert_sql = f"INSERT INTO users ({', '.join(columns)}) VALUES ({placeholders})"
         scenario = f"insert {len(rows):,} users"
         sessions = make_session_factory(self.template_engine)
 
         async def asyncpg_copy() -> None:
             async with self.raw.transaction():
-                await self.raw.copy_records_to_table(
-                    "users", records=records, columns=["email", "name"]
-                )
+                await self.raw.copy_records_to_table("users", records=records, columns=columns)
 
         async def asyncpg_executemany() -> None:
             async with self.raw.transaction():
-                await self.raw.executemany(
-                    "INSERT INTO users (email, name) VALUES ($1, $2)", records
-                )
+                await self.raw.executemany(insert_sql, records)
 
         async def repository() -> None:
             async with transaction(sessions) as session:
@@ -207,7 +216,7 @@ class Bench:
         ]:
             self.report.add(scenario, variant, await best_of(repeat, run, self.truncate))
 
-    async def seed(self) -> list[int]:
+    async def seed(self) -> list[Key]:
         """Users with posts for the read scenarios; returns the user keys."""
         await self.truncate()
         sessions = make_session_factory(self.template_engine)
@@ -223,7 +232,7 @@ class Bench:
             await session.execute(insert(Post), posts)
         return keys
 
-    async def gets(self, keys: list[int]) -> None:
+    async def gets(self, keys: list[Key]) -> None:
         wanted = [keys[i % len(keys)] for i in range(self.sizes.gets)]
         scenario = f"{len(wanted):,} gets by key, one connection"
         sessions = make_session_factory(self.template_engine)
@@ -257,7 +266,7 @@ class Bench:
                 scenario, variant, await best_of(repeat, run) / len(wanted), unit="per get"
             )
 
-    async def per_request(self, keys: list[int]) -> None:
+    async def per_request(self, keys: list[Key]) -> None:
         wanted = [keys[i % len(keys)] for i in range(self.sizes.gets)]
         scenario = f"{len(wanted):,} requests: session + get"
         template_sessions = make_read_session_factory(self.template_engine)
@@ -290,33 +299,26 @@ class Bench:
             )
         await pool.close()
 
-    async def listing(self, keys: list[int]) -> None:
+    async def listing(self, keys: list[Key]) -> None:
         limit = self.sizes.listed_users
         scenario = f"list {limit:,} users with posts"
         sessions = make_read_session_factory(self.template_engine)
         plain_sessions = make_session_factory(self.template_engine)
-        first = keys[0] - 1
 
         async def asyncpg_two_queries() -> None:
-            users = await self.raw.fetch(
-                "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT $2", first, limit
-            )
+            users = await self.raw.fetch("SELECT * FROM users ORDER BY id LIMIT $1", limit)
             await self.raw.fetch(
-                "SELECT * FROM posts WHERE author_id = ANY($1::bigint[]) ORDER BY id",
+                "SELECT * FROM posts WHERE author_id = ANY($1) ORDER BY id",
                 [u["id"] for u in users],
             )
 
         async def repository() -> None:
             async with sessions() as session:
-                await UserRepository(session).list_with_posts(limit=limit, after=first)
+                await UserRepository(session).list_with_posts(limit=limit)
 
         async def naive_n_plus_one() -> None:
             async with plain_sessions() as session:
-                users = (
-                    await session.scalars(
-                        select(User).where(User.id > first).order_by(User.id).limit(limit)
-                    )
-                ).all()
+                users = (await session.scalars(select(User).order_by(User.id).limit(limit))).all()
                 for user in users:
                     (await session.scalars(select(Post).where(Post.author_id == user.id))).all()
 
@@ -331,11 +333,11 @@ class Bench:
             per_run = queries[0] // repeat if variant != "asyncpg, two queries" else 2
             self.report.add(scenario, variant, seconds, queries=per_run)
 
-    async def concurrency(self, keys: list[int]) -> None:
+    async def concurrency(self, keys: list[Key]) -> None:
         for tasks in self.sizes.concurrency:
             await self.concurrency_level(keys, tasks)
 
-    async def concurrency_level(self, keys: list[int], tasks: int) -> None:
+    async def concurrency_level(self, keys: list[Key], tasks: int) -> None:
         scenario = f"{tasks} concurrent tasks, get by key"
         total = self.sizes.ops_per_level
         new_connections = [0]
@@ -345,15 +347,15 @@ class Bench:
         template_sessions = make_read_session_factory(self.template_engine)
         naive_sessions = make_session_factory(self.naive_engine)
 
-        async def asyncpg_op(key: int) -> None:
+        async def asyncpg_op(key: Key) -> None:
             async with pool.acquire() as connection:
                 await connection.fetchrow(GET_SQL, key)
 
-        async def template_op(key: int) -> None:
+        async def template_op(key: Key) -> None:
             async with template_sessions() as session:
                 await UserRepository(session).get(key)
 
-        async def naive_op(key: int) -> None:
+        async def naive_op(key: Key) -> None:
             async with naive_sessions() as session:
                 await session.get(User, key)
 
@@ -401,7 +403,7 @@ def _bump(counter: list[int]) -> Awaitable[None]:
 
 
 async def run_tasks(
-    op: Callable[[int], Awaitable[None]], keys: list[int], tasks: int, total: int
+    op: Callable[[Key], Awaitable[None]], keys: list[Key], tasks: int, total: int
 ) -> tuple[list[float], float]:
     latencies: list[float] = []
 

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "users",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        {% if cookiecutter.id_type == "uuid" %}sa.Column("id", sa.Uuid(), nullable=False),{% else %}sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),{% endif %}
         sa.Column("email", sa.String(length=320), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default=sa.true(), nullable=False),
@@ -38,8 +38,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "posts",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("author_id", sa.BigInteger(), nullable=False),
+        {% if cookiecutter.id_type == "uuid" %}sa.Column("id", sa.Uuid(), nullable=False),{% else %}sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),{% endif %}
+        sa.Column("author_id", sa.{% if cookiecutter.id_type == "uuid" %}Uuid{% else %}BigInteger{% endif %}(), nullable=False),
         sa.Column("title", sa.String(length=200), nullable=False),
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("views", sa.Integer(), server_default="0", nullable=False),

@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "accounts",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        {% if cookiecutter.id_type == "uuid" %}sa.Column("id", sa.Uuid(), nullable=False),{% else %}sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),{% endif %}
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("balance", sa.BigInteger(), nullable=False),
         sa.Column(
@@ -33,9 +33,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "transfers",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("source_id", sa.BigInteger(), nullable=False),
-        sa.Column("target_id", sa.BigInteger(), nullable=False),
+        {% if cookiecutter.id_type == "uuid" %}sa.Column("id", sa.Uuid(), nullable=False),{% else %}sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),{% endif %}
+        sa.Column("source_id", sa.{% if cookiecutter.id_type == "uuid" %}Uuid{% else %}BigInteger{% endif %}(), nullable=False),
+        sa.Column("target_id", sa.{% if cookiecutter.id_type == "uuid" %}Uuid{% else %}BigInteger{% endif %}(), nullable=False),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False

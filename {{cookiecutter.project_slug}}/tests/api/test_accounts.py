@@ -3,14 +3,20 @@
 import httpx
 import pytest
 
+from tests.keys import MISSING_KEY, JsonKey, as_json, new_key
 
-async def open_account(client: httpx.AsyncClient, balance: int) -> int:
+# Two well-formed keys: the body is refused for its other fields.
+ONE, TWO = as_json(new_key(1)), as_json(new_key(2))
+
+
+async def open_account(client: httpx.AsyncClient, balance: int) -> JsonKey:
     response = await client.post("/accounts", json={"name": "savings", "balance": balance})
     assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    key: JsonKey = response.json()["id"]
+    return key
 
 
-async def balance(client: httpx.AsyncClient, account_id: int) -> int:
+async def balance(client: httpx.AsyncClient, account_id: JsonKey) -> int:
     response = await client.get(f"/accounts/{account_id}")
     assert response.status_code == 200, response.text
     return int(response.json()["balance"])
@@ -39,20 +45,20 @@ async def test_insufficient_funds_is_409_and_changes_nothing(client: httpx.Async
 async def test_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
     source = await open_account(client, 10)
     response = await client.post(
-        "/transfers", json={"source_id": source, "target_id": 999_999, "amount": 1}
+        "/transfers", json={"source_id": source, "target_id": as_json(MISSING_KEY), "amount": 1}
     )
     assert response.status_code == 404
-    assert response.json()["error"]["message"] == "Account 999999 not found"
+    assert response.json()["error"]["message"] == f"Account {MISSING_KEY} not found"
     assert await balance(client, source) == 10
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"source_id": 1, "target_id": 1, "amount": 1}, id="same-account"),
-        pytest.param({"source_id": 1, "target_id": 2, "amount": 0}, id="zero-amount"),
-        pytest.param({"source_id": 1, "target_id": 2, "amount": -1}, id="negative-amount"),
-        pytest.param({"source_id": 1, "target_id": 2, "amount": "1e3"}, id="not-an-integer"),
+        pytest.param({"source_id": ONE, "target_id": ONE, "amount": 1}, id="same-account"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": 0}, id="zero-amount"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": -1}, id="negative-amount"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": "1e3"}, id="not-an-integer"),
     ],
 )
 async def test_nonsense_is_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:

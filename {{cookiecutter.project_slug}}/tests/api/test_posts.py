@@ -7,15 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.models import Post
 from tests.harness.queries import QueryGuard
+from tests.keys import MISSING_KEY, JsonKey, as_json
 
 
-async def create_user(client: httpx.AsyncClient, email: str) -> int:
+async def create_user(client: httpx.AsyncClient, email: str) -> JsonKey:
     response = await client.post("/users", json={"email": email, "name": email.split("@")[0]})
     assert response.status_code == 201, response.text
-    return int(response.json()["id"])
+    key: JsonKey = response.json()["id"]
+    return key
 
 
-async def create_post(client: httpx.AsyncClient, author_id: int, title: str) -> dict[str, object]:
+async def create_post(
+    client: httpx.AsyncClient, author_id: JsonKey, title: str
+) -> dict[str, object]:
     response = await client.post(
         "/posts", json={"author_id": author_id, "title": title, "content": f"about {title}"}
     )
@@ -49,7 +53,8 @@ async def test_an_unknown_author_is_422_and_changes_nothing(
     client: httpx.AsyncClient, db_session: AsyncSession
 ) -> None:
     response = await client.post(
-        "/posts", json={"author_id": 999_999, "title": "Orphan", "content": "nobody wrote this"}
+        "/posts",
+        json={"author_id": as_json(MISSING_KEY), "title": "Orphan", "content": "nobody wrote this"},
     )
     assert response.status_code == 422
     assert response.json()["error"] == {
@@ -81,7 +86,7 @@ async def test_pages_follow_the_cursor_and_filter_by_author(client: httpx.AsyncC
         await create_post(client, ada, f"ada {i}")
         await create_post(client, bob, f"bob {i}")
     titles: list[str] = []
-    params: dict[str, int] = {"limit": 2, "author_id": ada}
+    params: dict[str, int | str] = {"limit": 2, "author_id": ada}
     while True:
         page = (await client.get("/posts", params=params)).json()
         titles += [item["title"] for item in page["items"]]

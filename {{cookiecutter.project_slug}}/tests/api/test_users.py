@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
 from tests.api.conftest import SECRET
 from tests.harness.queries import QueryGuard
+from tests.keys import MISSING_KEY
 
 
 async def create(client: httpx.AsyncClient, email: str, name: str = "Ada") -> dict[str, object]:
@@ -36,7 +37,7 @@ async def test_create_then_read_back(client: httpx.AsyncClient, db_session: Asyn
 
 
 async def test_unknown_user_is_404(client: httpx.AsyncClient) -> None:
-    response = await client.get("/users/999999")
+    response = await client.get(f"/users/{MISSING_KEY}")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 

@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import AlreadyExists, UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 from tests.harness.queries import QueryGuard
+from tests.keys import new_key
 
 
 class Boom(Exception):
@@ -38,10 +39,16 @@ async def test_a_large_batch_is_copied_and_keys_come_back_in_row_order(
     users: UserRepository, db_session: AsyncSession, assert_max_queries: QueryGuard
 ) -> None:
     rows = user_rows(COPY_THRESHOLD)
+{%- if cookiecutter.id_type == "uuid" %}
+    # The keys are made in Python, and COPY itself is not a SQL statement.
+    with assert_max_queries(0):
+        keys = await users.add_many(rows)
+{%- else %}
     # One statement to reserve the keys; COPY itself is not a SQL statement.
     with assert_max_queries(1) as statements:
         keys = await users.add_many(rows)
     assert "nextval" in statements[0]
+{%- endif %}
     stored = await db_session.execute(select(User.id, User.email, User.is_active))
     by_key = {key: (email, active) for key, email, active in stored}
     assert [by_key[key] for key in keys] == [(row["email"], True) for row in rows]
@@ -64,7 +71,7 @@ async def test_a_copy_rolls_back_with_the_callers_transaction(
     rows = user_rows(COPY_THRESHOLD)
     if with_keys:
         # Nothing else runs first: the COPY itself must open the transaction.
-        rows = [{"id": 10_000 + i, **row} for i, row in enumerate(rows)]
+        rows = [{"id": new_key(i), **row} for i, row in enumerate(rows)]
     with pytest.raises(Boom):
         async with transaction(db_sessions) as session:
             await UserRepository(session).add_many(rows)

@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.session import WriteInReadOnlySession
 from {{ cookiecutter.package_name }}.models import Post, User
 from {{ cookiecutter.package_name }}.repositories import AlreadyExists, NotFound, UserRepository
@@ -15,7 +16,7 @@ def users(db_session: AsyncSession) -> UserRepository:
     return UserRepository(db_session)
 
 
-async def make_users(users: UserRepository, count: int) -> list[int]:
+async def make_users(users: UserRepository, count: int) -> list[Key]:
     rows = [{"email": f"user{i}@example.com", "name": f"User {i}"} for i in range(count)]
     return await users.add_many(rows)
 
@@ -74,8 +75,8 @@ async def test_keyset_pagination_walks_every_row_once(
     users: UserRepository, assert_max_queries: QueryGuard
 ) -> None:
     ids = await make_users(users, 25)
-    seen: list[int] = []
-    after: int | None = None
+    seen: list[Key] = []
+    after: Key | None = None
     while True:
         with assert_max_queries(1):
             page = await users.list_page(limit=10, after=after)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
@@ -20,9 +21,10 @@ from {{ cookiecutter.package_name }}.models import Account, Transfer
 from {{ cookiecutter.package_name }}.repositories import AccountRepository, NotFound
 from {{ cookiecutter.package_name }}.services.transfers import InsufficientFunds, transfer
 from {{ cookiecutter.package_name }}.settings import Settings
+from tests.keys import MISSING_KEY
 
 
-async def open_accounts(session: AsyncSession, *balances: int) -> list[int]:
+async def open_accounts(session: AsyncSession, *balances: int) -> list[Key]:
     accounts = AccountRepository(session)
     created = [
         await accounts.create(name=f"account {i}", balance=b) for i, b in enumerate(balances)
@@ -30,7 +32,7 @@ async def open_accounts(session: AsyncSession, *balances: int) -> list[int]:
     return [account.id for account in created]
 
 
-async def balances(session: AsyncSession) -> dict[int, int]:
+async def balances(session: AsyncSession) -> dict[Key, int]:
     return dict((await session.execute(select(Account.id, Account.balance))).all())
 
 
@@ -65,9 +67,9 @@ async def test_unknown_account_is_not_found(
     db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
 ) -> None:
     (source,) = await open_accounts(db_session, 10)
-    with pytest.raises(NotFound, match="Account 999999 not found"):
+    with pytest.raises(NotFound, match=f"Account {MISSING_KEY} not found"):
         async with transaction(db_sessions) as session:
-            await transfer(session, source, 999_999, 1)
+            await transfer(session, source, MISSING_KEY, 1)
     assert await balances(db_session) == {source: 10}
 
 
@@ -112,7 +114,7 @@ async def test_concurrent_transfers_keep_the_books_balanced(
     sessions = make_session_factory(wide_engine)
     # A fixed seed: a failure replays with the same transfers.
     plan = random.Random(20261128)
-    transfers: list[tuple[int, int, int]] = []
+    transfers: list[tuple[Key, Key, int]] = []
     for _ in range(TRANSFERS):
         source, target = plan.sample(keys, 2)
         transfers.append((source, target, plan.randint(1, OPENING_BALANCE // 2)))
@@ -128,7 +130,7 @@ async def test_concurrent_transfers_keep_the_books_balanced(
     # The retry would hide deadlocks; the fixed lock order must prevent them.
     event.listen(wide_engine.sync_engine, "handle_error", record_deadlock)
 
-    async def worker(mine: list[tuple[int, int, int]]) -> None:
+    async def worker(mine: list[tuple[Key, Key, int]]) -> None:
         for source, target, amount in mine:
             work = partial(transfer, source_id=source, target_id=target, amount=amount)
             try:

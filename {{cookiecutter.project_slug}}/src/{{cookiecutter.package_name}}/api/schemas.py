@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.models import PostStatus
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -33,7 +34,7 @@ class UserUpdate(BaseModel):
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: Key
     email: str
     name: str
     is_active: bool
@@ -43,18 +44,18 @@ class UserRead(BaseModel):
 class UserPage(BaseModel):
     items: list[UserRead]
     # Pass as `after` to get the next page; null on the last page.
-    next_after: int | None
+    next_after: Key | None
 
 
 class AuthorRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: Key
     name: str
 
 
 class PostCreate(BaseModel):
-    author_id: int = Field(ge=1)
+    author_id: Key
     title: DatabaseText = Field(min_length=1, max_length=200)
     content: DatabaseText
     published_at: datetime | None = None
@@ -78,7 +79,7 @@ class PostUpdate(BaseModel):
 class PostRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: Key
     title: str
     content: str
     views: int
@@ -90,7 +91,7 @@ class PostRead(BaseModel):
 
 class PostPage(BaseModel):
     items: list[PostRead]
-    next_after: int | None
+    next_after: Key | None
 
 
 class AccountCreate(BaseModel):
@@ -102,14 +103,14 @@ class AccountCreate(BaseModel):
 class AccountRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
+    id: Key
     name: str
     balance: int
 
 
 class TransferCreate(BaseModel):
-    source_id: int = Field(ge=1)
-    target_id: int = Field(ge=1)
+    source_id: Key
+    target_id: Key
     amount: int = Field(gt=0)
 
     @model_validator(mode="after")
@@ -122,8 +123,8 @@ class TransferCreate(BaseModel):
 class TransferRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: int
-    source_id: int
-    target_id: int
+    id: Key
+    source_id: Key
+    target_id: Key
     amount: int
     created_at: datetime

@@ -4,12 +4,19 @@ The naming convention gives every index and constraint a stable, predictable
 name, so migrations can drop or alter them without guessing.
 """
 
+{% if cookiecutter.id_type == "uuid" -%}
+import uuid
+{% endif -%}
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, MetaData, func
+from sqlalchemy import {% if cookiecutter.id_type == "bigint" %}BigInteger, {% endif %}DateTime, {% if cookiecutter.id_type == "bigint" %}Identity, {% endif %}MetaData, func
 from sqlalchemy.ext.asyncio import AsyncAttrs
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
+{%- if cookiecutter.id_type == "uuid" %}
+
+from {{ cookiecutter.package_name }}.db.ids import uuid7
+{%- endif %}
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -18,6 +25,23 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+{% if cookiecutter.id_type == "uuid" -%}
+# Primary keys are time-ordered UUIDs made in Python (see db/ids.py).
+Key = uuid.UUID
+
+
+def primary_key() -> MappedColumn[Key]:
+    return mapped_column(primary_key=True, default=uuid7)
+{%- else -%}
+# Primary keys are 64-bit identity columns.
+Key = int
+
+
+def primary_key() -> MappedColumn[Key]:
+    return mapped_column(BigInteger, Identity(), primary_key=True)
+{%- endif %}
 
 
 class Base(AsyncAttrs, DeclarativeBase):

@@ -1,7 +1,7 @@
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from {{ cookiecutter.package_name }}.db.base import Base, CreatedAtMixin, TimestampMixin
+from {{ cookiecutter.package_name }}.db.base import Base, CreatedAtMixin, Key, TimestampMixin, primary_key
 
 
 class Account(TimestampMixin, Base):
@@ -9,7 +9,7 @@ class Account(TimestampMixin, Base):
     # The last line of defence: no code path can leave a balance below zero.
     __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[Key] = primary_key()
     name: Mapped[str] = mapped_column(String(100))
     # In minor units (cents): integers add up exactly, floats do not.
     balance: Mapped[int] = mapped_column(BigInteger)
@@ -27,9 +27,9 @@ class Transfer(CreatedAtMixin, Base):
         CheckConstraint("source_id <> target_id", name="distinct_accounts"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    source_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    target_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    id: Mapped[Key] = primary_key()
+    source_id: Mapped[Key] = mapped_column(ForeignKey("accounts.id"), index=True)
+    target_id: Mapped[Key] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
 
     def __repr__(self) -> str:

@@ -2,10 +2,10 @@ import enum
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, CheckConstraint, Enum, ForeignKey, Identity, Index, String, Text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from {{ cookiecutter.package_name }}.db.base import Base, TimestampMixin
+from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, primary_key
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.models.user import User
@@ -25,8 +25,8 @@ class Post(TimestampMixin, Base):
         CheckConstraint("views >= 0", name="views_not_negative"),
     )
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    id: Mapped[Key] = primary_key()
+    author_id: Mapped[Key] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str] = mapped_column(String(200))
     content: Mapped[str] = mapped_column(Text)
     views: Mapped[int] = mapped_column(default=0, server_default="0")

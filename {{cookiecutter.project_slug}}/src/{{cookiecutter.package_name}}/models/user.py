@@ -1,9 +1,9 @@
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Identity, Index, String, true
+from sqlalchemy import Index, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from {{ cookiecutter.package_name }}.db.base import Base, TimestampMixin
+from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, primary_key
 
 if TYPE_CHECKING:
     from {{ cookiecutter.package_name }}.models.post import Post
@@ -13,7 +13,7 @@ class User(TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (Index(None, "is_active", "created_at"),)
 
-    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    id: Mapped[Key] = primary_key()
     # unique + index make one unique index (ix_users_email), not two structures.
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -2,6 +2,7 @@ from collections.abc import Collection
 
 from sqlalchemy import select
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.models import Account, Transfer
 from {{ cookiecutter.package_name }}.repositories.base import Repository
 
@@ -9,7 +10,7 @@ from {{ cookiecutter.package_name }}.repositories.base import Repository
 class AccountRepository(Repository[Account]):
     model = Account
 
-    async def lock(self, keys: Collection[int]) -> dict[int, Account]:
+    async def lock(self, keys: Collection[Key]) -> dict[Key, Account]:
         """Lock the accounts with these keys for this transaction (SELECT ... FOR UPDATE).
 
         Rows are locked in key order whatever order the keys come in, so two

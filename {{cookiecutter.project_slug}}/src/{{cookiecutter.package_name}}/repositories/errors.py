@@ -16,7 +16,7 @@ class RepositoryError(Exception):
 
 class NotFound(RepositoryError):
     def __init__(self, entity: str, key: object) -> None:
-        super().__init__(f"{entity} {key!r} not found")
+        super().__init__(f"{entity} {key} not found")
         self.entity = entity
         self.key = key
 

@@ -1,6 +1,7 @@
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.models import Post
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, Repository
 from {{ cookiecutter.package_name }}.repositories.errors import NotFound
@@ -12,7 +13,7 @@ WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
 class PostRepository(Repository[Post]):
     model = Post
 
-    async def get_with_author(self, key: int) -> Post:
+    async def get_with_author(self, key: Key) -> Post:
         post = await self.session.scalar(select(Post).where(Post.id == key).options(WITH_AUTHOR))
         if post is None:
             raise NotFound(self._entity, key)
@@ -22,8 +23,8 @@ class PostRepository(Repository[Post]):
         self,
         *,
         limit: int = DEFAULT_PAGE_SIZE,
-        after: int | None = None,
-        author_id: int | None = None,
+        after: Key | None = None,
+        author_id: Key | None = None,
     ) -> list[Post]:
         """A page of posts with their authors in one query, whatever the page size."""
         statement = select(Post).options(WITH_AUTHOR)

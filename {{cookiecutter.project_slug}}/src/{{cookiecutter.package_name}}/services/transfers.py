@@ -2,6 +2,7 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.models import Transfer
 from {{ cookiecutter.package_name }}.repositories import NotFound
 from {{ cookiecutter.package_name }}.repositories.accounts import AccountRepository, TransferRepository
@@ -10,12 +11,12 @@ from {{ cookiecutter.package_name }}.repositories.accounts import AccountReposit
 class InsufficientFunds(Exception):
     """The source account cannot cover the amount; nothing was changed."""
 
-    def __init__(self, account_id: int) -> None:
+    def __init__(self, account_id: Key) -> None:
         super().__init__(f"Account {account_id} has insufficient funds for this transfer")
         self.account_id = account_id
 
 
-async def transfer(session: AsyncSession, source_id: int, target_id: int, amount: int) -> Transfer:
+async def transfer(session: AsyncSession, source_id: Key, target_id: Key, amount: int) -> Transfer:
     """Move `amount` from one account to another inside the caller's transaction.
 
     Run it with `run_in_transaction`, which retries it if PostgreSQL cancels it

@@ -14,6 +14,7 @@ from {{ cookiecutter.package_name }}.api.schemas import (
     TransferCreate,
     TransferRead,
 )
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
 from {{ cookiecutter.package_name }}.models import Transfer
 from {{ cookiecutter.package_name }}.repositories import AccountRepository
@@ -28,7 +29,7 @@ async def create_account(body: AccountCreate, session: SessionDep) -> AccountRea
 
 
 @router.get("/accounts/{account_id}")
-async def get_account(account_id: int, session: ReadSessionDep) -> AccountRead:
+async def get_account(account_id: Key, session: ReadSessionDep) -> AccountRead:
     return AccountRead.model_validate(await AccountRepository(session).get_or_raise(account_id))
 
 

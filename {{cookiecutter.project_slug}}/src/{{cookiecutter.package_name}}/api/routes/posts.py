@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostPage, PostRead, PostUpdate
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.repositories import PostRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -21,8 +22,8 @@ async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
 async def list_posts(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    author_id: Annotated[int | None, Query(ge=1)] = None,
+    after: Key | None = None,
+    author_id: Key | None = None,
 ) -> PostPage:
     posts = await PostRepository(session).list_with_authors(
         limit=limit, after=after, author_id=author_id
@@ -32,12 +33,12 @@ async def list_posts(
 
 
 @router.get("/{post_id}")
-async def get_post(post_id: int, session: ReadSessionDep) -> PostRead:
+async def get_post(post_id: Key, session: ReadSessionDep) -> PostRead:
     return PostRead.model_validate(await PostRepository(session).get_with_author(post_id))
 
 
 @router.patch("/{post_id}")
-async def update_post(post_id: int, body: PostUpdate, session: SessionDep) -> PostRead:
+async def update_post(post_id: Key, body: PostUpdate, session: SessionDep) -> PostRead:
     posts = PostRepository(session)
     post = await posts.get_with_author(post_id)
     await posts.update(post, **body.model_dump(exclude_unset=True))
@@ -45,6 +46,6 @@ async def update_post(post_id: int, body: PostUpdate, session: SessionDep) -> Po
 
 
 @router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post_id: int, session: SessionDep) -> None:
+async def delete_post(post_id: Key, session: SessionDep) -> None:
     posts = PostRepository(session)
     await posts.delete(await posts.get_or_raise(post_id))

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Query, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.schemas import UserCreate, UserPage, UserRead, UserUpdate
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -21,7 +22,7 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserRead:
 async def list_users(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Key | None = None,
 ) -> UserPage:
     users = await UserRepository(session).list_page(limit=limit, after=after)
     next_after = users[-1].id if len(users) == limit else None
@@ -29,12 +30,12 @@ async def list_users(
 
 
 @router.get("/{user_id}")
-async def get_user(user_id: int, session: ReadSessionDep) -> UserRead:
+async def get_user(user_id: Key, session: ReadSessionDep) -> UserRead:
     return UserRead.model_validate(await UserRepository(session).get_or_raise(user_id))
 
 
 @router.patch("/{user_id}")
-async def update_user(user_id: int, body: UserUpdate, session: SessionDep) -> UserRead:
+async def update_user(user_id: Key, body: UserUpdate, session: SessionDep) -> UserRead:
     repository = UserRepository(session)
     user: User = await repository.get_or_raise(user_id)
     await repository.update(user, **body.model_dump(exclude_unset=True, exclude_none=True))
@@ -42,6 +43,6 @@ async def update_user(user_id: int, body: UserUpdate, session: SessionDep) -> Us
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_user(user_id: int, session: SessionDep) -> None:
+async def delete_user(user_id: Key, session: SessionDep) -> None:
     repository = UserRepository(session)
     await repository.delete(await repository.get_or_raise(user_id))

@@ -3,6 +3,7 @@
 All renders share uv's package cache, so only the first install downloads.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import render_into
+from tests.conftest import TEMPLATE, render_into
 from tests.options import SLOW_COMBINATIONS
 
 pytestmark = pytest.mark.slow
@@ -64,11 +65,8 @@ def install(project: Path, installer: str = "uv") -> Path:
     return bin_dir
 
 
-@pytest.mark.parametrize(("answers", "installer"), SLOW_COMBINATIONS)
-def test_rendered_project_is_green(
-    workspace: Path, answers: dict[str, Any], installer: str
-) -> None:
-    project = render_into(workspace, **answers)
+def assert_green(project: Path, installer: str = "uv") -> None:
+    """Install the project, then its lint, types and whole test suite must pass."""
     bin_dir = install(project, installer)
     run(project, str(bin_dir / "ruff"), "check", ".")
     run(project, str(bin_dir / "ruff"), "format", "--check", ".")
@@ -78,6 +76,67 @@ def test_rendered_project_is_green(
     assert " passed" in summary
     assert "failed" not in summary
     assert "skipped" not in summary
+
+
+@pytest.mark.parametrize(("answers", "installer"), SLOW_COMBINATIONS)
+def test_rendered_project_is_green(
+    workspace: Path, answers: dict[str, Any], installer: str
+) -> None:
+    assert_green(render_into(workspace, **answers), installer)
+
+
+def git(repository: Path, *arguments: str) -> str:
+    identity = ["-c", "user.name=Template Tests", "-c", "user.email=tests@example.com"]
+    return run(repository, "git", *identity, *arguments).stdout.strip()
+
+
+def test_cruft_update_brings_a_template_change_into_a_generated_project(workspace: Path) -> None:
+    # The template as committed, plus an "earlier" commit the test makes: a file
+    # the template has now is missing and .env.example lacks its last line.
+    template = workspace / "template"
+    run(workspace, "git", "clone", "--quiet", str(TEMPLATE), str(template))
+    env_example = template / "{{cookiecutter.project_slug}}" / ".env.example"
+    current_env = env_example.read_text()
+    env_example.write_text("".join(current_env.splitlines(keepends=True)[:-1]))
+    (template / "{{cookiecutter.project_slug}}" / "benchmarks" / "harness.py").unlink()
+    git(template, "commit", "--quiet", "-am", "an earlier template")
+    earlier = git(template, "rev-parse", "HEAD")
+    git(template, "revert", "--no-edit", "HEAD")
+    latest = git(template, "rev-parse", "HEAD")
+
+    cruft = shutil.which("cruft", path=str(Path(sys.executable).parent)) or "cruft"
+    run(
+        workspace,
+        cruft,
+        "create",
+        str(template),
+        "--checkout",
+        earlier,
+        "-y",
+        "--output-dir",
+        str(workspace / "out"),
+    )
+    project = workspace / "out" / "inventory-service"
+    git(project, "init", "--quiet")
+    git(project, "add", "-A")
+    git(project, "commit", "--quiet", "-m", "generated")
+    with (project / "README.md").open("a") as readme:
+        readme.write("\nOur own notes.\n")
+    git(project, "commit", "--quiet", "-am", "a change of our own")
+
+    run(project, cruft, "update", "-y", "--checkout", latest)
+
+    assert list(project.rglob("*.rej")) == []
+    assert not [
+        line
+        for line in git(project, "status", "--porcelain").splitlines()
+        if line[:2] in {"UU", "AA", "DU", "UD"}
+    ]
+    assert (project / ".env.example").read_text().endswith(current_env.splitlines()[-1] + "\n")
+    assert (project / "benchmarks" / "harness.py").is_file()
+    assert (project / "README.md").read_text().endswith("Our own notes.\n")
+    assert json.loads((project / ".cruft.json").read_text())["commit"] == latest
+    assert_green(project)
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""DB_PGBOUNCER: the engine works through PgBouncer in transaction mode, and needs to.
+"""DB_PGBOUNCER: the engine works through PgBouncer in transaction mode.
 
 PgBouncer here has two server connections for many clients, so consecutive
 transactions of one client run on different server connections.
@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import URL, make_url, text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
@@ -79,17 +78,6 @@ async def many_clients(engine: AsyncEngine, *, rounds: int = 20, autocommit: boo
                 assert doubled == number * 2
 
     await asyncio.gather(*(client(number) for number in range(CLIENTS)))
-
-
-@pytest.mark.isolated_db
-async def test_the_default_engine_breaks_behind_pgbouncer(bouncer: URL, postgres_url: str) -> None:
-    # The control: without DB_PGBOUNCER, cached prepared statements meet other clients'.
-    engine = engine_through(bouncer, postgres_url, pgbouncer_mode=False)
-    try:
-        with pytest.raises(DBAPIError, match="prepared statement"):
-            await many_clients(engine, autocommit=False)
-    finally:
-        await engine.dispose()
 
 
 @pytest.mark.isolated_db

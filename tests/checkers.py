@@ -52,7 +52,8 @@ def requirements(pyproject: Path) -> list[str]:
 def shared_environment(full_project: Path) -> Path:
     """A virtualenv with the dependencies of `full_project` (render it with every option on)."""
     environment = BUILD / "env"
-    wanted = hashlib.sha256(json.dumps(requirements(full_project / "pyproject.toml")).encode())
+    packages = requirements(full_project / "pyproject.toml")
+    wanted = hashlib.sha256(json.dumps(packages).encode())
     stamp = environment / "requirements.sha256"
     with locked("env"):
         if stamp.is_file() and stamp.read_text() == wanted.hexdigest():
@@ -68,7 +69,7 @@ def shared_environment(full_project: Path) -> Path:
                 "--quiet",
                 "--python",
                 str(environment / "bin" / "python"),
-                *requirements(full_project / "pyproject.toml"),
+                *packages,
             ],
         ):
             ok, output = run(command, cwd=TEMPLATE)

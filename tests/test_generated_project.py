@@ -22,9 +22,9 @@ import pytest
 from tests.conftest import TEMPLATE, render_into
 from tests.options import SLOW_COMBINATIONS
 
-# One rendered suite at a time: suites of the same user share the harness's
-# scratch folder, and one run's reaping test would race another run's reaper.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rendered-suites")]
+# Rendered suites run side by side, as two projects of one user would: they share
+# the harness's scratch folder and must not disturb each other there.
+pytestmark = pytest.mark.slow
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 
 

@@ -115,8 +115,7 @@ def harness_runs(work: Path, count: int) -> dict[str, Run]:
         "-c",
         str(PROJECT / "pyproject.toml"),
     ]
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")}
-    env.pop("TEST_DATABASE_URL", None)
+    env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
     header = "import pytest\nfrom sqlalchemy import text\n"
     isolated_test = HARNESS_TEST.replace("async def", "@pytest.mark.isolated_db\nasync def")
 

@@ -25,7 +25,7 @@ from tests.harness.isolation import (
     engine_for,
     isolated_engine,
 )
-from tests.harness.postgres import SessionDatabase, session_database
+from tests.harness.postgres import RunIdentity, SessionDatabase, session_database
 from tests.harness.queries import QueryGuard, max_queries
 {%- if cookiecutter.use_fastapi %}
 
@@ -39,8 +39,8 @@ def is_isolated(request: pytest.FixtureRequest) -> bool:
 
 
 @pytest.fixture(scope="session")
-def database() -> Iterator[SessionDatabase]:
-    with session_database() as database:
+def database(request: pytest.FixtureRequest) -> Iterator[SessionDatabase]:
+    with session_database(RunIdentity.of(request.config)) as database:
         yield database
 
 

@@ -62,11 +62,10 @@ def write_tests(folder: Path, count: int = 0, extra: str = "") -> Path:
     return path
 
 
-def start_run(test_file: Path, reports: Path, *options: str) -> subprocess.Popen[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("PYTEST_XDIST")
-    }
-    environment["HARNESS_REPORT_DIR"] = str(reports)
+def start_run(
+    test_file: Path, reports: Path, *options: str, environment: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    environment = {**os.environ, **(environment or {}), "HARNESS_REPORT_DIR": str(reports)}
     return subprocess.Popen(
         [
             sys.executable,
@@ -91,8 +90,17 @@ def start_run(test_file: Path, reports: Path, *options: str) -> subprocess.Popen
     )
 
 
+def output_of(run: subprocess.Popen[str], timeout: float = 300) -> str:
+    try:
+        output, _ = run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        pytest.fail(f"the run did not end within {timeout} s:\n{run.communicate()[0]}")
+    return output
+
+
 def finish(run: subprocess.Popen[str]) -> str:
-    output, _ = run.communicate(timeout=300)
+    output = output_of(run)
     assert run.returncode == 0, output
     return output
 
@@ -141,7 +149,9 @@ def test_xdist_workers_share_one_cluster_with_a_database_each(
 
 def test_concurrent_runs_do_not_collide(tmp_path: Path, reports_dir: Path) -> None:
     test_file = write_tests(tmp_path, count=3)
-    runs = [start_run(test_file, reports_dir) for _ in range(2)]
+    # What a pytest started from an xdist worker's test inherits: it must not join that run.
+    inherited = {"PYTEST_XDIST_TESTRUNUID": "0123456789abcdef", "PYTEST_XDIST_WORKER": "gw0"}
+    runs = [start_run(test_file, reports_dir, environment=inherited) for _ in range(2)]
     for run in runs:
         finish(run)
     directories = {report["data_directory"] for report in reports(reports_dir)}
@@ -154,7 +164,7 @@ def test_ctrl_c_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) 
     pid = postmaster_pid(data)
     assert pid is not None
     run.send_signal(signal.SIGINT)
-    output, _ = run.communicate(timeout=60)
+    output = output_of(run, timeout=120)
     assert "KeyboardInterrupt" in output
     assert not data.exists()
     assert not is_running(pid)
@@ -162,7 +172,7 @@ def test_ctrl_c_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) 
 
 def test_a_failing_fixture_leaves_no_server_and_no_data(tmp_path: Path, reports_dir: Path) -> None:
     run = start_run(write_tests(tmp_path, extra=FAILING_FIXTURE_TEST), reports_dir)
-    output, _ = run.communicate(timeout=300)
+    output = output_of(run)
     assert run.returncode == 1, output
     assert "a fixture failed" in output
     assert not Path(reports(reports_dir)[0]["data_directory"]).exists()
@@ -172,14 +182,15 @@ def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) 
     run = start_run(write_tests(tmp_path, extra=WAITING_TEST), reports_dir)
     data = Path(wait_for_report(run, reports_dir)["data_directory"])
     pid = postmaster_pid(data)
-    run.send_signal(signal.SIGKILL)
-    run.communicate(timeout=60)
-    # SIGKILL runs no clean-up: the server is orphaned until someone reaps it.
     assert pid is not None
-    assert is_running(pid)
-
     root = scratch_root()
+    # Holding the lock keeps other sessions' reapers off this run until we look.
     with locked(root):
+        run.send_signal(signal.SIGKILL)
+        output_of(run, timeout=60)
+        # SIGKILL runs no clean-up: the server is orphaned until someone reaps it.
+        assert is_running(pid)
+        assert data.is_dir()
         reaped = reap(root)
     assert data.parent in reaped
     assert not data.exists()
@@ -195,17 +206,20 @@ def test_failed_cache_build_leaves_no_server_and_no_folder(
     monkeypatch.setattr("tests.harness.postgres.upgrade_database", broken_migration)
     root = scratch_root()
     target = root / "cache-never-published"
-    with locked(root), pytest.raises(RuntimeError, match="migration failed"):
-        build_cache(find_bindir(), root, target)
-    assert not target.exists()
-    assert list(root.glob("build-*")) == []
+    # Under the lock, as sessions build: no other session's build folder comes or goes.
+    with locked(root):
+        builds_before = set(root.glob("build-*"))
+        with pytest.raises(RuntimeError, match="migration failed"):
+            build_cache(find_bindir(), root, target)
+        assert not target.exists()
+        assert set(root.glob("build-*")) == builds_before
 
 
 def test_half_built_cache_is_never_used(tmp_path: Path) -> None:
     root = scratch_root()
     abandoned = root / "build-abandoned-by-a-crash"
-    (abandoned / "data").mkdir(parents=True)
     with locked(root):
+        (abandoned / "data").mkdir(parents=True)
         reaped = reap(root)
     assert abandoned in reaped
     assert not abandoned.exists()

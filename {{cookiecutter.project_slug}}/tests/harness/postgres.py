@@ -174,9 +174,24 @@ def remove_stale_caches(root: Path, keep: Path) -> None:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-def run_id() -> str:
-    """Shared by all pytest-xdist workers of one run, unique otherwise."""
-    return os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:12] or uuid.uuid4().hex[:12]
+@dataclass(frozen=True)
+class RunIdentity:
+    """The pytest run this process belongs to, and its name among the run's workers."""
+
+    run: str
+    worker: str = "main"
+
+    @classmethod
+    def of(cls, config: pytest.Config | None = None) -> "RunIdentity":
+        """xdist workers of one run share its id; any other process starts a run of its own.
+
+        Read from the worker's own config, not from PYTEST_XDIST_* variables: a pytest
+        started by a test inherits those, and must not join the run that started it.
+        """
+        workerinput = getattr(config, "workerinput", None)
+        if workerinput is None:
+            return cls(run=uuid.uuid4().hex[:12])
+        return cls(run=str(workerinput["testrunuid"])[:12], worker=str(workerinput["workerid"]))
 
 
 @dataclass(frozen=True)
@@ -274,17 +289,12 @@ def session_clones(server: Server, template: str) -> Iterator[Clones]:
         clones.close()
 
 
-def worker_database_name(template: str) -> str:
-    return f"{template}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
-
-
 @contextlib.contextmanager
-def shared_cluster(bindir: Path, name: str | None = None) -> Iterator[Cluster]:
-    """Join this run's cluster (or the one called `name`), starting it if we are first;
-    stop it if we are last out."""
+def shared_cluster(bindir: Path, name: str) -> Iterator[Cluster]:
+    """Join the cluster called `name`, starting it if we are first; stop it if we are last out."""
     root = scratch_root()
     account = server_account()
-    run = root / f"run-{name or run_id()}"
+    run = root / f"run-{name}"
     owner = run / "owners" / process_identity(os.getpid())
     cluster = Cluster(run / "data", bindir=bindir)
     with locked(root):
@@ -317,10 +327,10 @@ def shared_cluster(bindir: Path, name: str | None = None) -> Iterator[Cluster]:
 
 
 @contextlib.contextmanager
-def private_database(bindir: Path) -> Iterator[SessionDatabase]:
-    with shared_cluster(bindir) as cluster:
+def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
+    with shared_cluster(bindir, identity.run) as cluster:
         server = Server(cluster.url("postgres", driver="asyncpg"))
-        url = server.clone(TEMPLATE_DATABASE, worker_database_name(TEMPLATE_DATABASE))
+        url = server.clone(TEMPLATE_DATABASE, f"{TEMPLATE_DATABASE}_{identity.worker}")
         with session_clones(server, TEMPLATE_DATABASE) as clones:
             yield SessionDatabase(url=url, server=server, clones=clones)
 
@@ -345,7 +355,7 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
 
 
 @contextlib.contextmanager
-def session_database() -> Iterator[SessionDatabase]:
+def session_database(identity: RunIdentity | None = None) -> Iterator[SessionDatabase]:
     """TEST_DATABASE_URL when set, else a private cluster; stops the session if neither."""
     server_url = os.environ.get("TEST_DATABASE_URL")
     if server_url:
@@ -356,5 +366,5 @@ def session_database() -> Iterator[SessionDatabase]:
         bindir = find_bindir()
     except PostgresNotFound as error:
         pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
-    with private_database(bindir) as database:
+    with private_database(bindir, identity or RunIdentity.of()) as database:
         yield database

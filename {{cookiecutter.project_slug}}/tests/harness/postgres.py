@@ -160,7 +160,7 @@ def reap(root: Path) -> list[Path]:
         owners = folder / "owners"
         if owners.is_dir() and any(is_alive(owner.name) for owner in owners.iterdir()):
             continue
-        stop_postmaster(folder / "data")
+        stop_postmaster(folder / "data", discard=True)
         shutil.rmtree(folder, ignore_errors=True)
         reaped.append(folder)
     return reaped
@@ -312,7 +312,7 @@ def shared_cluster(bindir: Path, name: str) -> Iterator[Cluster]:
                 (run / "owners").mkdir()
                 cluster.start()
             except BaseException:
-                cluster.stop()
+                cluster.stop(discard=True)
                 shutil.rmtree(run, ignore_errors=True)
                 raise
         owner.touch()
@@ -322,7 +322,7 @@ def shared_cluster(bindir: Path, name: str) -> Iterator[Cluster]:
         with locked(root):
             owner.unlink(missing_ok=True)
             if not any(is_alive(other.name) for other in (run / "owners").iterdir()):
-                cluster.stop()
+                cluster.stop(discard=True)
                 shutil.rmtree(run, ignore_errors=True)
 
 

@@ -181,14 +181,19 @@ def _is_postgres(pid: int) -> bool:
         return False
 
 
-def stop_postmaster(datadir: Path, timeout: float = 30.0) -> None:
+def shutdown_signal(*, discard: bool) -> signal.Signals:
+    """Fast shutdown, or immediate when the data is deleted next (no shutdown checkpoint)."""
+    return signal.SIGQUIT if discard else signal.SIGINT
+
+
+def stop_postmaster(datadir: Path, timeout: float = 30.0, *, discard: bool = False) -> None:
     """Shut down the server running on `datadir`, whichever process started it."""
     pid = postmaster_pid(datadir)
     # A crashed server leaves a stale pid file whose pid may now be someone else's.
     if pid is None or not _is_postgres(pid):
         return
     try:
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, shutdown_signal(discard=discard))
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
@@ -298,15 +303,16 @@ class Cluster:
                 raise ClusterError(f"postgres was not ready after {timeout} s:\n{self.log_tail()}")
             time.sleep(0.002)
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Fast shutdown: roll back open transactions, close connections, exit."""
+    def stop(self, timeout: float = 30.0, *, discard: bool = False) -> None:
+        """Roll back open transactions, close connections, exit; `discard` skips the
+        shutdown checkpoint, for a data directory about to be deleted."""
         process, self.process = self.process, None
         if process is None:
-            stop_postmaster(self.datadir, timeout)
+            stop_postmaster(self.datadir, timeout, discard=discard)
             return
         if process.poll() is not None:
             return
-        process.send_signal(signal.SIGINT)
+        process.send_signal(shutdown_signal(discard=discard))
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,7 +1,8 @@
-"""Fixtures: one throwaway PostgreSQL per run, one rolled-back transaction per test.
+"""The database fixtures: one throwaway PostgreSQL per run, one rolled-back transaction per test.
 
 Mark a test `@pytest.mark.isolated_db` to give it a database of its own instead;
-it sees the same fixtures, bound to that database.
+it sees the same fixtures, bound to that database. tests/conftest.py loads this
+plugin in every process that runs tests.
 """
 
 from collections.abc import AsyncIterator, Iterator

@@ -10,6 +10,7 @@ database cloned from the migrated one; the last process out stops the server.
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -328,11 +329,15 @@ def shared_cluster(bindir: Path, name: str) -> Iterator[Cluster]:
 
 @contextlib.contextmanager
 def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
-    with shared_cluster(bindir, identity.run) as cluster:
-        server = Server(cluster.url("postgres", driver="asyncpg"))
-        url = server.clone(TEMPLATE_DATABASE, f"{TEMPLATE_DATABASE}_{identity.worker}")
-        with session_clones(server, TEMPLATE_DATABASE) as clones:
-            yield SessionDatabase(url=url, server=server, clones=clones)
+    # The first engine imports asyncpg (~50 ms): do it while the cluster is copied and started.
+    with ThreadPoolExecutor(max_workers=1) as preload:
+        driver = preload.submit(importlib.import_module, "asyncpg")
+        with shared_cluster(bindir, identity.run) as cluster:
+            driver.result()
+            server = Server(cluster.url("postgres", driver="asyncpg"))
+            url = server.clone(TEMPLATE_DATABASE, f"{TEMPLATE_DATABASE}_{identity.worker}")
+            with session_clones(server, TEMPLATE_DATABASE) as clones:
+                yield SessionDatabase(url=url, server=server, clones=clones)
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEMPLATE, render_into
+from tests.conftest import TEMPLATE, hook_scripts_discarded, render_into
 from tests.options import SLOW_COMBINATIONS
 
 # Rendered suites run side by side, as two projects of one user would: they share
@@ -37,8 +37,14 @@ def workspace() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run(project: Path, *command: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    environment = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+def run(
+    project: Path,
+    *command: str,
+    timeout: float = 900,
+    base_environment: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    inherited = os.environ if base_environment is None else base_environment
+    environment = {key: value for key, value in inherited.items() if key != "VIRTUAL_ENV"}
     environment.pop("DATABASE_URL", None)
     result = subprocess.run(
         list(command),
@@ -107,17 +113,19 @@ def test_cruft_update_brings_a_template_change_into_a_generated_project(workspac
     latest = git(template, "rev-parse", "HEAD")
 
     cruft = shutil.which("cruft", path=str(Path(sys.executable).parent)) or "cruft"
-    run(
-        workspace,
-        cruft,
-        "create",
-        str(template),
-        "--checkout",
-        earlier,
-        "-y",
-        "--output-dir",
-        str(workspace / "out"),
-    )
+    with hook_scripts_discarded() as environment:
+        run(
+            workspace,
+            cruft,
+            "create",
+            str(template),
+            "--checkout",
+            earlier,
+            "-y",
+            "--output-dir",
+            str(workspace / "out"),
+            base_environment=environment,
+        )
     project = workspace / "out" / "inventory-service"
     git(project, "init", "--quiet")
     git(project, "add", "-A")
@@ -126,7 +134,8 @@ def test_cruft_update_brings_a_template_change_into_a_generated_project(workspac
         readme.write("\nOur own notes.\n")
     git(project, "commit", "--quiet", "-am", "a change of our own")
 
-    run(project, cruft, "update", "-y", "--checkout", latest)
+    with hook_scripts_discarded() as environment:
+        run(project, cruft, "update", "-y", "--checkout", latest, base_environment=environment)
 
     assert list(project.rglob("*.rej")) == []
     assert not [

@@ -12,7 +12,7 @@ import yaml
 
 from hooks import post_gen_project
 from tests.checkers import check_python, check_workflow, shared_environment
-from tests.conftest import TEMPLATE, Render, render_into
+from tests.conftest import TEMPLATE, Render, hook_scripts_discarded, render_into
 from tests.options import (
     ALL_COMBINATIONS,
     NAME_CASES,
@@ -22,6 +22,7 @@ from tests.options import (
     pairs_of,
 )
 
+COOKIECUTTER = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input"]
 DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 
 
@@ -282,13 +283,14 @@ def test_bad_names_are_rejected_and_leave_nothing(
     tmp_path: Path, answers: dict[str, str], message: str
 ) -> None:
     arguments = [f"{key}={value}" for key, value in answers.items()]
-    command = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input"]
-    result = subprocess.run(
-        [*command, "--output-dir", str(tmp_path), *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    with hook_scripts_discarded() as environment:
+        result = subprocess.run(
+            [*COOKIECUTTER, "--output-dir", str(tmp_path), *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
     assert result.returncode != 0
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
     assert len(error_lines) == 1, result.stderr
@@ -307,12 +309,22 @@ def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyP
 
 
 def test_next_steps_are_printed(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input", "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    with hook_scripts_discarded() as environment:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cookiecutter",
+                str(TEMPLATE),
+                "--no-input",
+                "-o",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
     assert "cd inventory-service" in result.stdout
     assert "uv run inventory_service serve" in result.stdout
     assert "uv run pytest" in result.stdout

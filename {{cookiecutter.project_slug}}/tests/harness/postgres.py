@@ -36,7 +36,11 @@ from {{ cookiecutter.package_name }}.db.local import (
     server_account,
     stop_postmaster,
 )
-from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
+from {{ cookiecutter.package_name }}.db.migrations import (
+    PROJECT_ROOT,
+    import_migration_modules,
+    upgrade_database,
+)
 
 TEMPLATE_DATABASE = "{{ cookiecutter.package_name }}_test"
 # Bump to invalidate every cache when the way it is built changes.
@@ -135,19 +139,23 @@ def build_cache(bindir: Path, root: Path, target: Path) -> None:
         hand_over(folder, account)
         Cluster(folder / "data", bindir=bindir).initdb()
 
-    def migrate_copy(folder: Path) -> None:
+    def migrate_copy(folder: Path, imported: Future[None]) -> None:
         copy_cluster(base, folder, account)
         cluster = Cluster(folder / "data", bindir=bindir)
         try:
             cluster.start()
             cluster.create_database(TEMPLATE_DATABASE)
+            imported.result()
             upgrade_database(cluster.url(TEMPLATE_DATABASE))
         finally:
             cluster.stop()
 
-    if not base.is_dir():
-        build(root, base, initialise)
-    build(root, target, migrate_copy)
+    # The imports run while initdb, or the copy and start, keep the server busy.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migration-imports") as preload:
+        imported = preload.submit(import_migration_modules)
+        if not base.is_dir():
+            build(root, base, initialise)
+        build(root, target, lambda folder: migrate_copy(folder, imported))
 
 
 def reap(root: Path) -> list[Path]:

@@ -172,13 +172,15 @@ def postmaster_pid(datadir: Path) -> int | None:
 
 
 def _is_postgres(pid: int) -> bool:
-    comm = Path(f"/proc/{pid}/comm")
-    if not comm.parent.is_dir():
+    """Whether `pid` is a running server process; one that exited but is not reaped is not."""
+    if not Path("/proc/self").is_dir():
         return True  # no procfs (macOS): trust the pid file
     try:
-        return comm.read_text().strip() in {"postgres", "postmaster"}
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return False
+    name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
+    return name in {"postgres", "postmaster"} and state != "Z"
 
 
 def shutdown_signal(*, discard: bool) -> signal.Signals:
@@ -197,8 +199,8 @@ def stop_postmaster(datadir: Path, timeout: float = 30.0, *, discard: bool = Fal
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
-    # The server removes its pid file as the last step of a clean shutdown.
-    while (datadir / "postmaster.pid").exists() and _is_postgres(pid):
+    # Wait for the process itself: it removes its pid file just before it exits.
+    while _is_postgres(pid):
         if time.monotonic() > deadline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -16,7 +16,10 @@ from pydantic import SecretStr
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.engine import (
+    create_async_engine_from_settings,
+    read_engine_for,
+)
 from {{ cookiecutter.package_name }}.db.session import (
     make_read_session_factory,
     make_session_factory,
@@ -63,10 +66,10 @@ async def bounced(bouncer: URL, postgres_url: str) -> AsyncIterator[AsyncEngine]
     await engine.dispose()
 
 
-async def many_clients(engine: AsyncEngine, *, rounds: int = 20, autocommit: bool = True) -> None:
+async def many_clients(engine: AsyncEngine, *, rounds: int = 20) -> None:
     """Every client runs distinct statements, in units of work and in read sessions."""
     sessions = make_session_factory(engine)
-    reads = make_read_session_factory(engine, autocommit=autocommit)
+    reads = make_read_session_factory(engine)
 
     async def client(number: int) -> None:
         for round_ in range(rounds):
@@ -82,13 +85,19 @@ async def many_clients(engine: AsyncEngine, *, rounds: int = 20, autocommit: boo
 
 @pytest.mark.isolated_db
 async def test_pgbouncer_mode_shares_server_connections_safely(bounced: AsyncEngine) -> None:
-    await many_clients(bounced, autocommit=False)
+    await many_clients(bounced)
+
+
+def test_pgbouncer_mode_reads_on_the_ordinary_engine() -> None:
+    settings = Settings(database_url=SecretStr("postgresql://app@bouncer/app"), pgbouncer=True)
+    engine = create_async_engine_from_settings(settings)
+    assert read_engine_for(engine, settings) is engine
 
 
 @pytest.mark.isolated_db
 async def test_pgbouncer_mode_reads_run_in_transactions(bounced: AsyncEngine) -> None:
     # now() is the transaction's start time: the same for both statements.
-    async with make_read_session_factory(bounced, autocommit=False)() as session:
+    async with make_read_session_factory(bounced)() as session:
         first = await session.scalar(text("SELECT now()"))
         await asyncio.sleep(0.01)
         assert await session.scalar(text("SELECT now()")) == first
@@ -109,7 +118,7 @@ async def test_repository_through_pgbouncer(bounced: AsyncEngine) -> None:
         copied = await users.add_many(rows)
         ada = await users.create(email="ada@example.com", name="Ada")
         await users.upsert([{"email": "ada@example.com", "name": "Ada L."}], conflict=["email"])
-    async with make_read_session_factory(bounced, autocommit=False)() as session:
+    async with make_read_session_factory(bounced)() as session:
         users = UserRepository(session)
         assert (await users.get_or_raise(ada.id)).name == "Ada L."
         page = await users.list_with_posts(limit=10)

@@ -3,15 +3,21 @@
 import asyncio
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import column, delete, insert, table, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from {{ cookiecutter.package_name }}.db.engine import (
+    create_async_engine_from_settings,
+    read_engine_for,
+)
 from {{ cookiecutter.package_name }}.db.session import (
     WriteInReadOnlySession,
     make_read_session_factory,
     make_session_factory,
     transaction,
 )
+from {{ cookiecutter.package_name }}.settings import Settings
 
 
 class Boom(Exception):
@@ -72,13 +78,20 @@ async def test_a_read_only_session_refuses_to_write(
 
 
 @pytest.mark.isolated_db
-async def test_a_read_only_session_runs_each_statement_on_its_own(db_engine: AsyncEngine) -> None:
-    # now() is the transaction's start time: it moves only without a transaction.
-    async with make_read_session_factory(db_engine)() as session:
-        first = await session.scalar(text("SELECT now()"))
-        await asyncio.sleep(0.01)
-        assert await session.scalar(text("SELECT now()")) != first
-    async with transaction(make_session_factory(db_engine)) as session:
-        first = await session.scalar(text("SELECT now()"))
-        await asyncio.sleep(0.01)
-        assert await session.scalar(text("SELECT now()")) == first
+async def test_a_read_only_session_runs_each_statement_on_its_own(postgres_url: str) -> None:
+    settings = Settings(database_url=SecretStr(postgres_url))
+    engine = create_async_engine_from_settings(settings)
+    read_engine = read_engine_for(engine, settings)
+    try:
+        # now() is the transaction's start time: it moves only without a transaction.
+        async with make_read_session_factory(read_engine)() as session:
+            first = await session.scalar(text("SELECT now()"))
+            await asyncio.sleep(0.01)
+            assert await session.scalar(text("SELECT now()")) != first
+        async with transaction(make_session_factory(engine)) as session:
+            first = await session.scalar(text("SELECT now()"))
+            await asyncio.sleep(0.01)
+            assert await session.scalar(text("SELECT now()")) == first
+    finally:
+        await engine.dispose()
+        await read_engine.dispose()

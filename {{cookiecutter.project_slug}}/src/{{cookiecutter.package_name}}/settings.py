@@ -50,8 +50,9 @@ class Settings(BaseSettings):
     # so bursts turn into reconnect churn (the common 5 + 10 overflow opened 36-129
     # new connections per 10,000 requests in benchmarks/data_layer.py; this pool
     # opened none). Sizes 5 to 20 gave the same throughput at 64 concurrent tasks,
-    # where Python, not the pool, is the limit. Budget processes x pool_size
-    # against the server's max_connections.
+    # where Python, not the pool, is the limit. Read-only sessions have a pool of
+    # the same size (db/engine.py), opened as reads need it: budget
+    # processes x 2 x pool_size against the server's max_connections.
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=0, ge=0)
     # Seconds to wait for a free connection; fail fast instead of hanging a request.

@@ -33,10 +33,14 @@ async def unreachable_client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def exhausted_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for an app whose one-connection pool is taken for the whole test."""
+    """A client for an app whose one-connection pools, writes and reads, are taken throughout."""
     settings = Settings(
         database_url=SecretStr(postgres_url), pool_size=1, max_overflow=0, pool_timeout=1
     )
     app = create_app(settings)
-    async with client_for(app) as client, app.state.engine.connect():
+    async with (
+        client_for(app) as client,
+        app.state.engine.connect(),
+        app.state.read_engine.connect(),
+    ):
         yield client

@@ -83,7 +83,9 @@ class DatabaseScope:
     def read_sessions(self) -> async_sessionmaker[AsyncSession]:
         """Read-only sessions: autocommit when isolated, else inside the test's transaction."""
         if self.isolated:
-            return make_read_session_factory(self.engine)
+            return make_read_session_factory(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            )
         return savepoint_sessions(self.connection, ReadOnlySession)
 
 

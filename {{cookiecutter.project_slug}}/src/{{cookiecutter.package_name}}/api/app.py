@@ -9,7 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS, install_error_handlers
 from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
-from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.engine import (
+    create_async_engine_from_settings,
+    read_engine_for,
+)
 from {{ cookiecutter.package_name }}.db.session import make_read_session_factory, make_session_factory
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
@@ -34,16 +37,16 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_async_engine_from_settings(app.state.settings)
-    app.state.engine = engine
+    read_engine = read_engine_for(engine, app.state.settings)
+    app.state.engine, app.state.read_engine = engine, read_engine
     app.state.session_factory = make_session_factory(engine)
-    app.state.read_session_factory = make_read_session_factory(
-        engine, autocommit=not app.state.settings.pgbouncer
-    )
+    app.state.read_session_factory = make_read_session_factory(read_engine)
     await warn_if_unreachable(engine, app.state.settings)
     try:
         yield
     finally:
         await engine.dispose()
+        await read_engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

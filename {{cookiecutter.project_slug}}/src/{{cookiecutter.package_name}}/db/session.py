@@ -3,11 +3,11 @@
 `expire_on_commit=False` keeps loaded attributes readable after commit; with
 async sessions an expired attribute would need an implicit query, which fails.
 
-Reads that need no transaction use read-only sessions in autocommit mode: one
-round trip per query instead of three (BEGIN, query, COMMIT), which made a
-read request ~1.6x faster in benchmarks/data_layer.py. Each statement then sees
-its own snapshot; when several reads must agree with each other, or for any
-write, use `transaction()`.
+Reads that need no transaction use read-only sessions on an engine whose
+connections stay in autocommit mode: one round trip per query instead of three
+(BEGIN, query, COMMIT), which made a read request ~1.6x faster in
+benchmarks/data_layer.py. Each statement then sees its own snapshot; when
+several reads must agree with each other, or for any write, use `transaction()`.
 """
 
 from collections.abc import AsyncIterator
@@ -18,7 +18,10 @@ from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
-from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.engine import (
+    create_async_engine_from_settings,
+    read_engine_for,
+)
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 AsyncSessionFactory = async_sessionmaker[AsyncSession]
@@ -48,16 +51,14 @@ def make_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def make_read_session_factory(
-    engine: AsyncEngine, *, autocommit: bool = True
-) -> AsyncSessionFactory:
-    """Read-only sessions; with `autocommit` (not behind PgBouncer) no BEGIN and no COMMIT.
+def make_read_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
+    """Read-only sessions on `engine`: one round trip per query on an autocommit
+    engine (create_read_engine_from_settings), in transactions on any other.
 
     Behind PgBouncer in transaction mode each statement of an autocommit session
-    could land on another server connection than the one it was prepared on.
+    could land on another server connection than the one it was prepared on, so
+    there reads use the ordinary engine (read_engine_for).
     """
-    if autocommit:
-        engine = engine.execution_options(isolation_level="AUTOCOMMIT")
     return async_sessionmaker(engine, sync_session_class=ReadOnlySession, expire_on_commit=False)
 
 
@@ -77,8 +78,13 @@ def default_session_factory() -> AsyncSessionFactory:
 
 
 @lru_cache
+def default_read_engine() -> AsyncEngine:
+    return read_engine_for(default_engine(), get_settings())
+
+
+@lru_cache
 def default_read_session_factory() -> AsyncSessionFactory:
-    return make_read_session_factory(default_engine(), autocommit=not get_settings().pgbouncer)
+    return make_read_session_factory(default_read_engine())
 
 
 @asynccontextmanager

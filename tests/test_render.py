@@ -311,15 +311,7 @@ def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyP
 def test_next_steps_are_printed(tmp_path: Path) -> None:
     with hook_scripts_discarded() as environment:
         result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "cookiecutter",
-                str(TEMPLATE),
-                "--no-input",
-                "-o",
-                str(tmp_path),
-            ],
+            [*COOKIECUTTER, "-o", str(tmp_path)],
             capture_output=True,
             text=True,
             check=True,

@@ -73,17 +73,22 @@ def install(project: Path, installer: str = "uv") -> Path:
     return bin_dir
 
 
+def assert_suite_passes(project: Path, *options: str) -> None:
+    bin_dir = project / ".venv" / "bin"
+    tests = run(project, str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", *options)
+    summary = tests.stdout.strip().splitlines()[-1]
+    assert " passed" in summary
+    assert "failed" not in summary
+    assert "skipped" not in summary
+
+
 def assert_green(project: Path, installer: str = "uv") -> None:
     """Install the project, then its lint, types and whole test suite must pass."""
     bin_dir = install(project, installer)
     run(project, str(bin_dir / "ruff"), "check", ".")
     run(project, str(bin_dir / "ruff"), "format", "--check", ".")
     run(project, str(bin_dir / "mypy"))
-    tests = run(project, str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider")
-    summary = tests.stdout.strip().splitlines()[-1]
-    assert " passed" in summary
-    assert "failed" not in summary
-    assert "skipped" not in summary
+    assert_suite_passes(project)
 
 
 @pytest.mark.parametrize(("answers", "installer"), SLOW_COMBINATIONS)
@@ -91,6 +96,20 @@ def test_rendered_project_is_green(
     workspace: Path, answers: dict[str, Any], installer: str
 ) -> None:
     assert_green(render_into(workspace, **answers), installer)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [
+        pytest.param({}, id="default"),
+        pytest.param({"use_fastapi": False, "include_example_models": False}, id="skeleton"),
+    ],
+)
+def test_harness_self_tests_pass(workspace: Path, answers: dict[str, Any]) -> None:
+    # A generated project's own pytest leaves them out: they test the template's harness.
+    project = render_into(workspace, **answers)
+    install(project)
+    assert_suite_passes(project, "--harness", "-m", "harness")
 
 
 def git(repository: Path, *arguments: str) -> str:

@@ -7,6 +7,8 @@ from types import ModuleType
 
 import pytest
 
+pytestmark = pytest.mark.harness
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

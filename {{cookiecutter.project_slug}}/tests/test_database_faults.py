@@ -4,6 +4,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -14,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
-from {{ cookiecutter.package_name }}.db.local import find_bindir
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 from tests.harness.postgres import TEMPLATE_DATABASE, shared_cluster
@@ -65,9 +65,9 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_failed_reque
     assert await select_one(one_connection_engine) == 1
 
 
-async def test_the_next_unit_of_work_succeeds_after_a_database_restart() -> None:
+async def test_the_next_unit_of_work_succeeds_after_a_database_restart(server_bindir: Path) -> None:
     # A cluster of this test's own: stopping the shared one would break other tests.
-    with shared_cluster(find_bindir(), name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:
+    with shared_cluster(server_bindir, name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:
         url = cluster.url(TEMPLATE_DATABASE).render_as_string(hide_password=False)
         # One pooled connection, so the one the restart killed is the one reused.
         settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)

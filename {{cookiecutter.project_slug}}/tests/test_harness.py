@@ -1,17 +1,27 @@
 """The harness itself: savepoint isolation and a migrated database."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from {{ cookiecutter.package_name }}.db.local import find_bindir
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from tests.harness.isolation import rolled_back_connection, savepoint_sessions
-from tests.harness.postgres import SessionDatabase, cache_key, external_database
+from tests.harness.postgres import (
+    EXTERNAL_PREFIX,
+    SessionDatabase,
+    cache_key,
+    external_database,
+    external_owner_tag,
+    process_identity,
+    reap_external,
+)
 from tests.harness.queries import QueryGuard
+
+pytestmark = pytest.mark.harness
 
 
 async def test_database_is_migrated(db_session: AsyncSession) -> None:
@@ -46,8 +56,8 @@ async def test_code_under_test_may_commit_and_roll_back(
     assert ids == [1]
 
 
-def test_changed_migration_invalidates_the_cache(tmp_path: Path) -> None:
-    bindir = find_bindir()
+def test_changed_migration_invalidates_the_cache(tmp_path: Path, server_bindir: Path) -> None:
+    bindir = server_bindir
     migrations = tmp_path / "migrations"
     shutil.copytree(PROJECT_ROOT / "migrations", migrations)
     before = cache_key(bindir, migrations)
@@ -71,6 +81,37 @@ def test_external_server_gets_its_own_migrated_databases(database: SessionDataba
             "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{external.template}%",)
         ).fetchall()
     assert left == []
+
+
+def test_the_next_run_drops_databases_a_killed_run_left_on_an_external_server(
+    database: SessionDatabase,
+) -> None:
+    ended = subprocess.Popen(["sleep", "60"])
+    identity = process_identity(ended.pid)
+    ended.kill()
+    ended.wait()
+    host = external_owner_tag().split("_", 1)[0]
+    orphan = f"{EXTERNAL_PREFIX}_{host}_{identity.replace('-', '_')}"
+    ours = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_probe"
+    for name in (orphan, f"{orphan}_session", ours):
+        database.server.create(name)
+    try:
+        reaped = reap_external(database.server)
+        with database.server.connect() as connection:
+            left = {
+                name
+                for (name,) in connection.execute(
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                    (EXTERNAL_PREFIX,),
+                )
+            }
+    finally:
+        for name in (orphan, f"{orphan}_session", ours):
+            database.server.drop(name)
+    # The copy before the template it came from.
+    assert reaped.index(f"{orphan}_session") < reaped.index(orphan)
+    assert ours in left
+    assert orphan not in left
 
 
 async def test_query_guard_fails_past_its_limit(

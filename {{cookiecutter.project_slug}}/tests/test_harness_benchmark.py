@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The benchmark starts private clusters, also when TEST_DATABASE_URL is set.
+pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
 ROWS = [
     "harness",

@@ -6,6 +6,7 @@ reports where its database lives, so the outer test can check the server side.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,9 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.db.local import find_bindir, postmaster_pid
+from {{ cookiecutter.package_name }}.db.local import postmaster_pid
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
-from tests.harness.postgres import build_cache, locked, reap, scratch_root
+from tests.harness.postgres import build_cache, is_alive, locked, reap, scratch_root
+
+# Every run here starts a private cluster, also when TEST_DATABASE_URL is set.
+pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
 
 REPORTING_TESTS = """
 import json, os
@@ -47,6 +51,16 @@ async def test_wait(db_session):
     await asyncio.sleep(120)
 """
 
+SERVER_KILLING_TEST = """
+import signal
+from {{ cookiecutter.package_name }}.db.local import postmaster_pid
+
+async def test_kill_the_server(db_session):
+    await report(db_session, "kill")
+    data = json.loads(next(Path(os.environ["HARNESS_REPORT_DIR"]).glob("kill-*")).read_text())
+    os.kill(postmaster_pid(Path(data["data_directory"])), signal.SIGKILL)
+"""
+
 
 def write_tests(folder: Path, count: int = 0, extra: str = "") -> Path:
     body = (
@@ -66,6 +80,7 @@ def start_run(
     test_file: Path, reports: Path, *options: str, environment: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     environment = {**os.environ, **(environment or {}), "HARNESS_REPORT_DIR": str(reports)}
+    environment.pop("TEST_DATABASE_URL", None)
     return subprocess.Popen(
         [
             sys.executable,
@@ -120,13 +135,7 @@ def wait_for_report(run: subprocess.Popen[str], folder: Path) -> dict[str, str]:
 
 
 def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    # An exited child its parent has not reaped yet still answers kill(0).
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return is_alive(str(pid))
 
 
 @pytest.fixture
@@ -178,6 +187,19 @@ def test_a_failing_fixture_leaves_no_server_and_no_data(tmp_path: Path, reports_
     assert not Path(reports(reports_dir)[0]["data_directory"]).exists()
 
 
+def test_a_dead_server_ends_the_run_once(tmp_path: Path, reports_dir: Path) -> None:
+    run = start_run(write_tests(tmp_path, count=20, extra=SERVER_KILLING_TEST), reports_dir)
+    output = output_of(run)
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert "Interrupted: the test PostgreSQL server stopped during the run" in output
+    assert "postgres.log" in output
+    # The test that met the dead server is the only one that failed; the rest never ran.
+    summary = output.strip().splitlines()[-1]
+    outcomes = {word: int(count) for count, word in re.findall(r"(\d+) (\w+)", summary)}
+    assert outcomes.get("passed") == 1, summary
+    assert outcomes.get("failed", 0) + outcomes.get("error", 0) == 1, summary
+
+
 def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) -> None:
     run = start_run(write_tests(tmp_path, extra=WAITING_TEST), reports_dir)
     data = Path(wait_for_report(run, reports_dir)["data_directory"])
@@ -198,7 +220,7 @@ def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) 
 
 
 def test_failed_cache_build_leaves_no_server_and_no_folder(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, server_bindir: Path
 ) -> None:
     def broken_migration(url: object) -> None:
         raise RuntimeError("migration failed")
@@ -210,7 +232,7 @@ def test_failed_cache_build_leaves_no_server_and_no_folder(
     with locked(root):
         builds_before = set(root.glob("build-*"))
         with pytest.raises(RuntimeError, match="migration failed"):
-            build_cache(find_bindir(), root, target)
+            build_cache(server_bindir, root, target)
         assert not target.exists()
         assert set(root.glob("build-*")) == builds_before
 

@@ -8,6 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.harness.postgres import SessionDatabase
 
+pytestmark = pytest.mark.harness
+
 
 @pytest.mark.isolated_db
 async def test_gets_its_own_database(database: SessionDatabase, postgres_url: str) -> None:

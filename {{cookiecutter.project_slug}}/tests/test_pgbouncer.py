@@ -10,6 +10,7 @@ part of the repository and transfer tests runs through it.
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
@@ -30,7 +31,7 @@ from {{ cookiecutter.package_name }}.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.pgbouncer import INSTALL_HINT, find_pgbouncer, pgbouncer
+from tests.harness.pgbouncer import INSTALL_HINT, PgBouncerError, find_pgbouncer, pgbouncer
 from tests.harness.postgres import SessionDatabase
 
 CLIENTS = 16
@@ -46,6 +47,18 @@ def bouncer(database: SessionDatabase) -> Iterator[URL]:
         pytest.skip(INSTALL_HINT)
     with pgbouncer(executable, database.url) as url:
         yield url
+
+
+def test_pgbouncer_variable_names_the_executable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    not_executable = tmp_path / "pgbouncer"
+    not_executable.write_text("")
+    monkeypatch.setenv("PGBOUNCER", str(not_executable))
+    with pytest.raises(PgBouncerError, match=r"PGBOUNCER=.* is not an executable file"):
+        find_pgbouncer()
+    not_executable.chmod(0o755)
+    assert find_pgbouncer() == not_executable
 
 
 def engine_through(bouncer: URL, postgres_url: str, *, pgbouncer_mode: bool) -> AsyncEngine:

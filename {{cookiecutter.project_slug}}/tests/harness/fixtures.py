@@ -7,6 +7,7 @@ plugin in every process that runs tests.
 
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
+from pathlib import Path
 {%- if cookiecutter.use_fastapi %}
 from typing import TYPE_CHECKING
 {%- endif %}
@@ -16,7 +17,9 @@ import httpx
 {% endif -%}
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-{% if cookiecutter.use_fastapi %}
+
+from {{ cookiecutter.package_name }}.db.local import PostgresNotFound, find_bindir
+{%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
 from tests.harness.isolation import (
@@ -43,6 +46,15 @@ def is_isolated(request: pytest.FixtureRequest) -> bool:
 def database(request: pytest.FixtureRequest) -> Iterator[SessionDatabase]:
     with session_database(RunIdentity.of(request.config)) as database:
         yield database
+
+
+@pytest.fixture(scope="session")
+def server_bindir() -> Path:
+    """Server binaries, for tests that run a cluster of their own (restarts, the CLI's)."""
+    try:
+        return find_bindir()
+    except PostgresNotFound:
+        pytest.skip("needs PostgreSQL server binaries to run a cluster of its own (none found)")
 
 
 @pytest.fixture(scope="session")
@@ -75,11 +87,18 @@ def postgres_url(db_engine: AsyncEngine) -> str:
 
 @pytest.fixture
 async def db_scope(
-    request: pytest.FixtureRequest, db_engine: AsyncEngine
+    request: pytest.FixtureRequest, database: SessionDatabase, db_engine: AsyncEngine
 ) -> AsyncIterator[DatabaseScope]:
     # One async fixture sets up everything below: each one costs ~0.6 ms per test.
-    async with database_scope(db_engine, isolated=is_isolated(request)) as scope:
-        yield scope
+    try:
+        async with database_scope(db_engine, isolated=is_isolated(request)) as scope:
+            yield scope
+    except Exception:
+        # A dead server ends the run after this test (and this xdist worker's, after
+        # theirs), instead of every remaining test failing against it one by one.
+        if (reason := database.server_gone()) is not None:
+            request.session.shouldstop = reason
+        raise
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ missing, for the next.
 """
 
 import contextlib
+import os
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,12 @@ class PgBouncerError(RuntimeError):
 
 
 def find_pgbouncer() -> Path | None:
+    """PGBOUNCER when set, else pgbouncer on PATH or in the sbin folders packages use."""
+    configured = os.environ.get("PGBOUNCER")
+    if configured:
+        if not os.access(configured, os.X_OK):
+            raise PgBouncerError(f"PGBOUNCER={configured} is not an executable file")
+        return Path(configured)
     found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/local/sbin")
     return Path(found) if found else None
 

@@ -12,7 +12,9 @@ import fcntl
 import hashlib
 import importlib
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import psycopg
@@ -33,6 +36,7 @@ from {{ cookiecutter.package_name }}.db.local import (
     ServerAccount,
     find_bindir,
     hand_over,
+    postmaster_pid,
     server_account,
     stop_postmaster,
 )
@@ -73,16 +77,23 @@ def locked(root: Path) -> Iterator[None]:
         yield
 
 
-def process_identity(pid: int) -> str:
-    """pid plus start time, so a recycled pid is not mistaken for the original."""
+def process_status(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name; empty without procfs."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return str(pid)
-    return f"{pid}-{stat.rsplit(')', 1)[1].split()[19]}"
+        return []
+    return stat.rsplit(")", 1)[1].split()
+
+
+def process_identity(pid: int) -> str:
+    """pid plus start time, so a recycled pid is not mistaken for the original."""
+    status = process_status(pid)
+    return f"{pid}-{status[19]}" if status else str(pid)
 
 
 def is_alive(identity: str) -> bool:
+    """Whether the process is running; one that exited but is not reaped yet is not."""
     pid = int(identity.split("-", 1)[0])
     try:
         os.kill(pid, 0)
@@ -90,6 +101,9 @@ def is_alive(identity: str) -> bool:
         return False
     except PermissionError:
         pass
+    status = process_status(pid)
+    if status and status[0] == "Z":
+        return False
     return process_identity(pid) == identity or "-" not in identity
 
 
@@ -209,7 +223,7 @@ class Server:
 
     admin_url: URL
 
-    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+    def connect(self, timeout: int = 30) -> psycopg.Connection[tuple[object, ...]]:
         url = self.admin_url
         socket_dir = url.query.get("host")
         return psycopg.connect(
@@ -219,7 +233,19 @@ class Server:
             password=url.password,
             dbname=url.database or "postgres",
             autocommit=True,
+            connect_timeout=timeout,
         )
+
+    def unreachable(self) -> str | None:
+        """Why the server no longer answers, or None while it does."""
+        try:
+            with self.connect(timeout=5):
+                return None
+        except psycopg.OperationalError as error:
+            return (
+                f"the test server at {self.admin_url.render_as_string(hide_password=True)} "
+                f"stopped answering ({type(error).__name__}: {str(error).strip()[:200]})"
+            )
 
     def create(self, name: str) -> URL:
         """A new, empty database."""
@@ -278,11 +304,15 @@ class Clones:
 
 @dataclass(frozen=True)
 class SessionDatabase:
-    """This process's migrated database, and clones of the template for isolated tests."""
+    """This process's migrated database, and clones of the template for isolated tests.
+
+    `server_gone` says why the server is no longer there, or None while it is.
+    """
 
     url: URL
     server: Server
     clones: Clones
+    server_gone: Callable[[], str | None]
 
     @property
     def template(self) -> str:
@@ -335,6 +365,17 @@ def shared_cluster(bindir: Path, name: str) -> Iterator[Cluster]:
                 shutil.rmtree(run, ignore_errors=True)
 
 
+def died(cluster: Cluster) -> str | None:
+    """Why the run's server is gone (killed, out of memory), or None while it runs."""
+    pid = postmaster_pid(cluster.datadir)
+    if pid is not None and is_alive(process_identity(pid)):
+        return None
+    return (
+        f"the test PostgreSQL server stopped during the run; its log, {cluster.log_path}, "
+        f"ends with:\n{cluster.log_tail(lines=3)}\n"
+    )
+
+
 @contextlib.contextmanager
 def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
     # The first engine imports asyncpg (~50 ms): do it while the cluster is copied and started.
@@ -345,14 +386,60 @@ def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDat
             server = Server(cluster.url("postgres", driver="asyncpg"))
             url = server.clone(TEMPLATE_DATABASE, f"{TEMPLATE_DATABASE}_{identity.worker}")
             with session_clones(server, TEMPLATE_DATABASE) as clones:
-                yield SessionDatabase(url=url, server=server, clones=clones)
+                yield SessionDatabase(
+                    url=url, server=server, clones=clones, server_gone=partial(died, cluster)
+                )
+
+
+EXTERNAL_PREFIX = "test_{{ cookiecutter.package_name }}"[:21]
+
+
+def external_owner_tag() -> str:
+    """Names this process in database names: host, pid and start time.
+
+    The next run on this host drops the databases of a run whose process is gone
+    (killed, or interrupted before its clean-up); other hosts' runs are left alone.
+    """
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+    return f"{host}_{process_identity(os.getpid()).replace('-', '_')}"
+
+
+def reap_external(server: Server) -> list[str]:
+    """Drop this host's test databases whose run has ended without dropping them."""
+    host = external_owner_tag().split("_", 1)[0]
+    # pid, then its start time where the platform tells it (not on macOS).
+    pattern = re.compile(rf"{re.escape(EXTERNAL_PREFIX)}_{host}_(\d+)(?:_(\d+))?(_|$)")
+    with server.connect() as connection:
+        names = [
+            str(name)
+            for (name,) in connection.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                (f"{EXTERNAL_PREFIX}_{host}_",),
+            )
+        ]
+    # Clones and the session database before the template they were copied from.
+    orphans = sorted(
+        (
+            name
+            for name in names
+            if (owner := pattern.match(name))
+            and not is_alive(f"{owner[1]}-{owner[2]}" if owner[2] else owner[1])
+        ),
+        key=len,
+        reverse=True,
+    )
+    for name in orphans:
+        server.drop(name)
+    return orphans
 
 
 @contextlib.contextmanager
 def external_database(server_url: str) -> Iterator[SessionDatabase]:
-    """Uniquely named databases on an existing server, migrated here and dropped at the end."""
+    """Databases on an existing server, named after this process, migrated here, dropped after."""
     server = Server(make_url(server_url).set(drivername="postgresql+asyncpg"))
-    template = f"test_{{ cookiecutter.package_name }}_{uuid.uuid4().hex[:8]}"
+    reap_external(server)
+    # The suffix starts with a letter so that it never reads as a start time.
+    template = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_r{uuid.uuid4().hex[:4]}"
     name = f"{template}_session"
     server.create(template)
     try:
@@ -360,7 +447,9 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
         url = server.clone(template, name)
         try:
             with session_clones(server, template) as clones:
-                yield SessionDatabase(url=url, server=server, clones=clones)
+                yield SessionDatabase(
+                    url=url, server=server, clones=clones, server_gone=server.unreachable
+                )
         finally:
             server.drop(name)
     finally:

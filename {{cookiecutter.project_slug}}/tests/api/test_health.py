@@ -27,6 +27,6 @@ async def test_ready_is_503_when_the_database_is_down(
 async def test_ready_is_503_when_no_connection_is_free(
     exhausted_client: httpx.AsyncClient,
 ) -> None:
-    # Bounded by pool_timeout (1 s): the request must answer, not hang.
+    # Bounded by the pool timeout: the request must answer, not hang.
     response = await asyncio.wait_for(exhausted_client.get("/health/ready"), timeout=10)
     assert response.status_code == 503

@@ -1,32 +1,20 @@
-"""Finding the server binaries and the embedded default used without DATABASE_URL."""
+"""Finding the server binaries and starting a cluster; the embedded default is in test_cli.py."""
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import URL
 
-from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.local import (
     INSTALL_HELP,
     Cluster,
     PostgresNotFound,
     bindir_candidates,
-    embedded_cluster,
-    embedded_root,
     find_bindir,
 )
-from {{ cookiecutter.package_name }}.settings import get_settings
 
 
-def connect(url: URL) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(host=str(url.query["host"]), user=url.username, dbname=url.database)
-
-
-def test_pg_bindir_wins(monkeypatch: pytest.MonkeyPatch) -> None:
-    bindir = find_bindir()
+def test_pg_bindir_wins(monkeypatch: pytest.MonkeyPatch, server_bindir: Path) -> None:
+    bindir = server_bindir
     monkeypatch.setenv("PG_BINDIR", str(bindir))
     assert find_bindir() == bindir
 
@@ -52,6 +40,7 @@ def test_pgserver_wheel_is_the_last_resort(monkeypatch: pytest.MonkeyPatch, tmp_
     assert list(bindir_candidates())[-1] == bindir
 
 
+@pytest.mark.usefixtures("server_bindir")
 def test_found_bindir_has_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PG_BINDIR", raising=False)
     bindir = find_bindir()
@@ -59,32 +48,8 @@ def test_found_bindir_has_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (bindir / "postgres").is_file()
 
 
-@pytest.fixture
-def project_dir(tmp_path: Path) -> Iterator[Path]:
-    """A project folder; its cluster (wherever the server account can reach) goes after."""
-    yield tmp_path
-    shutil.rmtree(embedded_root(tmp_path / ".postgres"), ignore_errors=True)
-
-
-def test_failed_start_reports_the_server_log(tmp_path: Path) -> None:
-    cluster = Cluster(tmp_path / "data")
+def test_failed_start_reports_the_server_log(tmp_path: Path, server_bindir: Path) -> None:
+    cluster = Cluster(tmp_path / "data", bindir=server_bindir)
     with pytest.raises(Exception, match="postgres exited"):
         cluster.start()
     assert not cluster.running
-
-
-def test_migrate_command_uses_the_embedded_default_and_keeps_its_data(
-    project_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(project_dir)
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    get_settings.cache_clear()
-    try:
-        assert cli.main(["migrate"]) == 0
-    finally:
-        get_settings.cache_clear()
-    with (
-        embedded_cluster(project_dir / ".postgres", "{{ cookiecutter.package_name }}") as url,
-        connect(url) as connection,
-    ):
-        assert connection.execute("SELECT version_num FROM alembic_version").fetchone()

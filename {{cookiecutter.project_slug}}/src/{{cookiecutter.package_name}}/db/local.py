@@ -61,6 +61,15 @@ class ClusterError(RuntimeError):
     """The private cluster could not be created, started or stopped."""
 
 
+class ClusterInUse(ClusterError):
+    """A server this process did not start is running on the data directory."""
+
+    def __init__(self, datadir: Path, pid: int) -> None:
+        super().__init__(f"PostgreSQL (pid {pid}) is already running on {datadir}")
+        self.datadir = datadir
+        self.pid = pid
+
+
 def _has_server(bindir: Path) -> bool:
     return (bindir / "initdb").is_file() and (bindir / "postgres").is_file()
 
@@ -171,16 +180,48 @@ def postmaster_pid(datadir: Path) -> int | None:
     return int(first_line) if first_line.strip().isdigit() else None
 
 
+def _is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _is_postgres(pid: int) -> bool:
     """Whether `pid` is a running server process; one that exited but is not reaped is not."""
     if not Path("/proc/self").is_dir():
-        return True  # no procfs (macOS): trust the pid file
+        return _is_alive(pid)  # no procfs (macOS): a live pid is taken to be the server
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return False
     name, state = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2]
     return name in {"postgres", "postmaster"} and state != "Z"
+
+
+def _works_in(pid: int, datadir: Path) -> bool | None:
+    """Whether process `pid` works in `datadir` (a server chdirs to it); None if unknown."""
+    if not Path("/proc/self").is_dir():
+        return None  # no procfs (macOS)
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")) == datadir.resolve()
+    except FileNotFoundError:
+        return False  # it has exited
+    except OSError:
+        return None  # not ours to inspect (as root without CAP_SYS_PTRACE)
+
+
+def running_server(datadir: Path) -> int | None:
+    """The pid of the server running on `datadir`, or None when its pid file is stale."""
+    pid = postmaster_pid(datadir)
+    if pid is None or not _is_postgres(pid):
+        return None
+    # A crashed server's pid may now belong to another server's process; when
+    # that cannot be told, the server is taken to be running.
+    return None if _works_in(pid, datadir) is False else pid
 
 
 def shutdown_signal(*, discard: bool) -> signal.Signals:
@@ -190,9 +231,9 @@ def shutdown_signal(*, discard: bool) -> signal.Signals:
 
 def stop_postmaster(datadir: Path, timeout: float = 30.0, *, discard: bool = False) -> None:
     """Shut down the server running on `datadir`, whichever process started it."""
-    pid = postmaster_pid(datadir)
     # A crashed server leaves a stale pid file whose pid may now be someone else's.
-    if pid is None or not _is_postgres(pid):
+    pid = running_server(datadir)
+    if pid is None:
         return
     try:
         os.kill(pid, shutdown_signal(discard=discard))
@@ -266,10 +307,21 @@ class Cluster:
         return [argument for key, value in options.items() for argument in ("-c", f"{key}={value}")]
 
     def start(self, timeout: float = 30.0) -> None:
+        """Start the server; ClusterInUse if one this process did not start runs there."""
         if len(str(self.socket_dir)) > MAX_SOCKET_DIR_LENGTH:
             raise ClusterError(
                 f"socket directory path too long for a unix socket: {self.socket_dir}"
             )
+        environment = dict(os.environ)
+        stale_pid = postmaster_pid(self.datadir)
+        if stale_pid is not None:
+            if (running := running_server(self.datadir)) is not None:
+                raise ClusterInUse(self.datadir, running)
+            # PostgreSQL refuses to start while the pid in a stale pid file is alive, even
+            # when an unrelated process now has it. pg_ctl's PG_GRANDPARENT_PID names a pid
+            # to take as stale; PostgreSQL still checks that no backend of the dead server
+            # is attached to its shared memory.
+            environment["PG_GRANDPARENT_PID"] = str(stale_pid)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.datadir), *self._server_options()],
@@ -277,11 +329,17 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd="/",
+                env=environment,
                 # Its own session: Ctrl-C reaches us, and we shut the server down in order.
                 start_new_session=True,
                 **as_account(self.account),
             )
-        self._wait_until_ready(timeout)
+        try:
+            self._wait_until_ready(timeout)
+        except BaseException:
+            # Also when interrupted: a server left half started would outlive us.
+            self._stop_own_process(timeout, discard=False)
+            raise
 
     def _wait_until_ready(self, timeout: float) -> None:
         # postmaster.pid's 8th line turns "ready" once connections are accepted;
@@ -289,30 +347,41 @@ class Cluster:
         pid_file = self.datadir / "postmaster.pid"
         deadline = time.monotonic() + timeout
         assert self.process is not None
+        own_pid = str(self.process.pid)
         while True:
             exit_code = self.process.poll()
             if exit_code is not None:
                 self.process = None
+                # Another server started on the data directory since we looked.
+                if (other := running_server(self.datadir)) is not None:
+                    raise ClusterInUse(self.datadir, other)
                 raise ClusterError(f"postgres exited with code {exit_code}:\n{self.log_tail()}")
             try:
                 lines = pid_file.read_text().splitlines()
             except FileNotFoundError:
                 lines = []
-            if len(lines) >= 8 and lines[7].strip() == "ready":
+            # Another server's pid file is not ours to wait on: ours exits shortly.
+            if len(lines) >= 8 and lines[0] == own_pid and lines[7].strip() == "ready":
                 return
             if time.monotonic() > deadline:
-                self.stop()
                 raise ClusterError(f"postgres was not ready after {timeout} s:\n{self.log_tail()}")
             time.sleep(0.002)
 
     def stop(self, timeout: float = 30.0, *, discard: bool = False) -> None:
         """Roll back open transactions, close connections, exit; `discard` skips the
-        shutdown checkpoint, for a data directory about to be deleted."""
-        process, self.process = self.process, None
-        if process is None:
+        shutdown checkpoint, for a data directory about to be deleted.
+
+        A cluster object that did not start the server stops it all the same
+        (another process of a test run may have started it).
+        """
+        if self.process is None:
             stop_postmaster(self.datadir, timeout, discard=discard)
             return
-        if process.poll() is not None:
+        self._stop_own_process(timeout, discard=discard)
+
+    def _stop_own_process(self, timeout: float, *, discard: bool) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
             return
         process.send_signal(shutdown_signal(discard=discard))
         try:
@@ -320,6 +389,11 @@ class Cluster:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        except BaseException:
+            # Interrupted by a signal: the server is shutting down; see it gone first.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout)
+            raise
 
     @property
     def running(self) -> bool:
@@ -381,6 +455,10 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
     requested, root = root, embedded_root(root)
     if root != requested.resolve():
         logger.warning("%s is not reachable by the server account; using %s", requested, root)
+    # Checked before anything is touched; start() checks again, for a server started since.
+    running = running_server(root / "data")
+    if running is not None:
+        raise ClusterInUse(root / "data", running)
     account = server_account()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     hand_over(root, account)
@@ -391,9 +469,12 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
         cluster.initdb()
     try:
         cluster.start()
-        cluster.create_database(database)
-        yield cluster.url(database)
+        # Only a server this block started is stopped: never one it refused to adopt.
+        try:
+            cluster.create_database(database)
+            yield cluster.url(database)
+        finally:
+            cluster.stop()
     finally:
-        cluster.stop()
         if socket_dir != root:
             shutil.rmtree(socket_dir, ignore_errors=True)

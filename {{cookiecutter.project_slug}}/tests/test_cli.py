@@ -1,0 +1,337 @@
+"""The command line on the embedded default: its server stops with the command, is never
+shared with another command, survives a stale pid file; and `revision`."""
+
+import ast
+import logging
+import os
+import shutil
+import signal
+{%- if cookiecutter.use_fastapi %}
+import socket
+{%- endif %}
+import subprocess
+{%- if cookiecutter.use_fastapi %}
+import sys
+{%- endif %}
+import tempfile
+{%- if cookiecutter.use_fastapi %}
+import time
+import urllib.error
+import urllib.request
+{%- endif %}
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import URL, make_url
+
+from {{ cookiecutter.package_name }} import cli
+from {{ cookiecutter.package_name }}.db import migrations
+from {{ cookiecutter.package_name }}.db.local import (
+    as_account,
+    embedded_cluster,
+    embedded_root,
+    hand_over,
+    postmaster_pid,
+    server_account,
+)
+from {{ cookiecutter.package_name }}.settings import get_settings
+
+DATABASE = "{{ cookiecutter.package_name }}"
+
+
+def run_cli(*argv: str) -> int:
+    get_settings.cache_clear()
+    try:
+        return cli.main(list(argv))
+    finally:
+        get_settings.cache_clear()
+
+
+def datadir_of(project: Path) -> Path:
+    return embedded_root(project / cli.EMBEDDED_DIR) / "data"
+
+
+def connect(url: URL) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(host=str(url.query["host"]), user=url.username, dbname=url.database)
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another account's
+    return True
+
+
+@pytest.fixture(scope="module")
+def migrated_project(
+    tmp_path_factory: pytest.TempPathFactory, server_bindir: Path
+) -> Iterator[Path]:
+    """A project folder whose embedded cluster `migrate` created; stopped between tests.
+
+    On tmpfs when there is one: the embedded cluster is durable, and its fsyncs on a
+    busy disk take seconds.
+    """
+    shm = Path("/dev/shm")
+    on_tmpfs = shm.is_dir() and os.access(shm, os.W_OK)
+    base = shm if on_tmpfs else tmp_path_factory.getbasetemp()
+    project = Path(tempfile.mkdtemp(prefix="project-", dir=base))
+    # As root the server runs as another account, which must reach the cluster.
+    project.chmod(0o755)
+    try:
+        with pytest.MonkeyPatch.context() as monkeypatch:
+            monkeypatch.chdir(project)
+            monkeypatch.delenv("DATABASE_URL", raising=False)
+            assert run_cli("migrate") == 0
+        yield project
+    finally:
+        shutil.rmtree(embedded_root(project / cli.EMBEDDED_DIR), ignore_errors=True)
+        shutil.rmtree(project, ignore_errors=True)
+
+
+@pytest.fixture
+def in_project(migrated_project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run from the migrated project, with DATABASE_URL unset."""
+    monkeypatch.chdir(migrated_project)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return migrated_project
+
+
+@pytest.fixture
+def versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the project's Alembic setup that new revisions go to: the real
+    migrations folder stays as it is (the test harness's cache key hashes it)."""
+    copy = tmp_path / "alembic-copy"
+    copy.mkdir()
+    # pyproject.toml too: the revision hooks run ruff with the project's settings.
+    for name in ("alembic.ini", "pyproject.toml"):
+        shutil.copy(migrations.PROJECT_ROOT / name, copy / name)
+    shutil.copytree(
+        migrations.PROJECT_ROOT / "migrations",
+        copy / "migrations",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    monkeypatch.setattr(migrations, "PROJECT_ROOT", copy)
+    return copy / "migrations" / "versions"
+
+
+def test_migrate_creates_the_embedded_default_and_it_keeps_its_data(in_project: Path) -> None:
+    # `migrate` created the cluster and stopped it (migrated_project); started again:
+    assert (datadir_of(in_project) / "PG_VERSION").is_file()
+    with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url, connect(url) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
+
+
+COMMANDS_ON_THE_CLUSTER = [
+    ["migrate"],
+    ["revision", "--autogenerate", "-m", "refused"],
+{%- if cookiecutter.use_fastapi %}
+    ["serve", "--port", "0"],
+{%- endif %}
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS_ON_THE_CLUSTER, ids=lambda command: command[0])
+def test_a_running_cluster_is_not_adopted(
+    in_project: Path,
+    versions: Path,
+    command: list[str],
+{%- if cookiecutter.use_fastapi %}
+    monkeypatch: pytest.MonkeyPatch,
+{%- endif %}
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    datadir = datadir_of(in_project)
+    revisions = set(versions.glob("*.py"))
+{%- if cookiecutter.use_fastapi %}
+
+    def serve(*arguments: object) -> None:
+        raise AssertionError("serve ran on a server it did not start")
+
+    monkeypatch.setattr(cli, "serve", serve)
+{%- endif %}
+    # The server of another command, still running.
+    with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url:
+        pid = postmaster_pid(datadir)
+        with caplog.at_level(logging.ERROR):
+            assert run_cli(*command) == 1
+        (message,) = [
+            record.getMessage() for record in caplog.records if record.levelno == logging.ERROR
+        ]
+        assert "\n" not in message
+        assert str(datadir) in message
+        assert f"pid {pid}" in message
+        assert f"kill {pid}" in message
+        # Untouched: the same server, still answering; no revision written.
+        assert postmaster_pid(datadir) == pid
+        assert set(versions.glob("*.py")) == revisions
+        with connect(url) as connection:
+            assert connection.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.fixture(params=["dead process", "unrelated process", "other server's process"])
+def stale_pid(request: pytest.FixtureRequest) -> Iterator[tuple[int, bool]]:
+    """The pid in a pid file a killed server left, now gone or someone else's; and
+    whether that process is alive."""
+    if request.param == "dead process":
+        exited = subprocess.Popen(["true"])
+        exited.wait()
+        yield exited.pid, False
+    elif request.param == "unrelated process":
+        # Running as the server account: PostgreSQL alone would take it for a server.
+        sleeper = subprocess.Popen(["sleep", "60"], **as_account(server_account()))
+        try:
+            yield sleeper.pid, True
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+    else:
+        # A backend of the test run's own server: a postgres process, on another data directory.
+        url = make_url(request.getfixturevalue("postgres_url"))
+        host = url.query.get("host")
+        with psycopg.connect(
+            host=host if isinstance(host, str) else url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+        ) as other:
+            backend = other.execute("SELECT pg_backend_pid()").fetchone()
+            assert backend is not None
+            if not is_running(int(backend[0])):
+                pytest.skip("the test run's server is on another machine")
+            yield int(backend[0]), True
+
+
+def test_a_stale_pid_file_does_not_prevent_start(
+    in_project: Path, stale_pid: tuple[int, bool]
+) -> None:
+    pid, alive = stale_pid
+    pid_file = datadir_of(in_project) / "postmaster.pid"
+    pid_file.write_text(f"{pid}\n{pid_file.parent}\n")
+    hand_over(pid_file, server_account())
+    assert run_cli("migrate") == 0
+    assert not pid_file.exists()
+    # Whoever has the pid now is left alone.
+    assert is_running(pid) == alive
+
+
+def test_a_stop_signal_stops_the_cluster_and_the_command(
+    in_project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    datadir = datadir_of(in_project)
+    server_pids = []
+
+    def interrupted_migrate(settings: object) -> None:
+        server_pids.append(postmaster_pid(datadir))
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(cli, "migrate", interrupted_migrate)
+    handler = signal.getsignal(signal.SIGTERM)
+    with caplog.at_level(logging.ERROR):
+        assert run_cli("migrate") == 1
+    assert "stopped by SIGTERM" in caplog.text
+    (server_pid,) = server_pids
+    assert server_pid is not None
+    assert not is_running(server_pid)
+    assert postmaster_pid(datadir) is None
+    assert signal.getsignal(signal.SIGTERM) == handler
+{%- if cookiecutter.use_fastapi %}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def wait_until_live(process: "subprocess.Popen[str]", port: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, f"serve exited:\n{process.communicate()[0]}"
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=5):
+                return
+        except (urllib.error.URLError, ConnectionError):
+            assert time.monotonic() < deadline, "serve never answered /health/live"
+            time.sleep(0.02)
+
+
+def test_serve_stops_its_cluster_on_sigterm(in_project: Path) -> None:
+    datadir = datadir_of(in_project)
+    port = free_port()
+    environment = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)],
+        cwd=in_project,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until_live(process, port)
+        server_pid = postmaster_pid(datadir)
+        assert server_pid is not None
+        # What docker stop, systemd and Kubernetes send.
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output
+    assert not is_running(server_pid)
+    assert not (datadir / "postmaster.pid").exists()
+{%- endif %}
+
+
+def new_upgrade(versions: Path, before: set[Path]) -> list[str]:
+    """The statements of the upgrade() in the one revision written since `before`."""
+    (written,) = set(versions.glob("*.py")) - before
+    module = ast.parse(written.read_text())
+    (upgrade,) = [
+        node for node in module.body if isinstance(node, ast.FunctionDef) and node.name == "upgrade"
+    ]
+    return [ast.unparse(statement) for statement in upgrade.body]
+
+
+def test_revision_autogenerates_on_the_embedded_default(
+    in_project: Path, versions: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = set(versions.glob("*.py"))
+    with caplog.at_level(logging.INFO):
+        assert run_cli("revision", "--autogenerate", "-m", "nothing changed") == 0
+    # Autogenerate compares with an up-to-date database: it migrated first.
+    assert "the database is at the latest revision" in caplog.text
+    assert new_upgrade(versions, before) == ["pass"]
+    assert postmaster_pid(datadir_of(in_project)) is None
+
+
+def test_revision_autogenerates_against_database_url(
+    tmp_path: Path, versions: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    before = set(versions.glob("*.py"))
+    assert run_cli("revision", "--autogenerate", "-m", "nothing changed") == 0
+    assert new_upgrade(versions, before) == ["pass"]
+    assert not (tmp_path / cli.EMBEDDED_DIR).exists()
+
+
+def test_a_blank_revision_needs_no_database(
+    tmp_path: Path, versions: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    # No server binaries: starting a cluster would fail.
+    monkeypatch.setenv("PG_BINDIR", str(tmp_path))
+    before = set(versions.glob("*.py"))
+    assert run_cli("revision", "-m", "by hand") == 0
+    assert new_upgrade(versions, before) == ["pass"]
+    assert not (tmp_path / cli.EMBEDDED_DIR).exists()

@@ -8,11 +8,45 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cookiecutter.environment import StrictEnvironment
 from cookiecutter.main import cookiecutter
+from jinja2 import BytecodeCache
+from jinja2.bccache import Bucket
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 
 Render = Callable[..., Path]
+
+
+class CompiledTemplates(BytecodeCache):
+    """Compiled template files kept in memory, keyed by name and source.
+
+    cookiecutter builds a new Jinja environment per render, so without it every
+    render of the option matrix compiles every file again (most of a render's time).
+    """
+
+    def __init__(self) -> None:
+        self.compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+def share_compiled_templates(cache: BytecodeCache) -> None:
+    create = StrictEnvironment.__init__
+
+    def create_with_cache(self: StrictEnvironment, **kwargs: Any) -> None:
+        create(self, **kwargs)
+        self.bytecode_cache = cache
+
+    StrictEnvironment.__init__ = create_with_cache  # type: ignore[method-assign]
+
+
+share_compiled_templates(CompiledTemplates())
 
 
 @contextmanager

@@ -74,7 +74,10 @@ def next_steps(slug: str, package: str, *, use_fastapi: bool) -> str:
             "",
             "Without DATABASE_URL the service runs on a private PostgreSQL kept in .postgres/,",
             "and the tests start their own throwaway PostgreSQL: no Docker, no server to set up.",
-            "Without uv: python -m venv .venv && .venv/bin/pip install -e . --group dev",
+            "Without uv (--group needs pip 25.1 or newer; pip installs the newest versions",
+            "allowed, not those in uv.lock):",
+            "  python -m venv .venv && .venv/bin/python -m pip install -U 'pip>=25.1'",
+            "  .venv/bin/pip install -e . --group dev",
             "",
         ]
     )

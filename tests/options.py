@@ -18,7 +18,8 @@ CONTEXT: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text(
 OPTIONS: dict[str, list[Any]] = {
     name: value if isinstance(value, list) else [True, False]
     for name, value in CONTEXT.items()
-    if isinstance(value, list | bool)
+    # Names starting with "_" are cookiecutter's settings, such as _extensions.
+    if isinstance(value, list | bool) and not name.startswith("_")
 }
 SHORT_NAMES = {
     "python_version": "py",

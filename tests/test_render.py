@@ -272,6 +272,14 @@ BAD_NAMES = [
     ("non-ascii", {"project_name": "Café Service"}, "non-ASCII"),
     ("space", {"project_slug": "my service"}, "project_slug 'my service' is not a valid"),
     ("folder", {"project_slug": "tests", "package_name": "tests"}, "clash with the project's own"),
+    # cookiecutter makes the project folder from the slug before any hook runs.
+    ("slash", {"project_slug": "nested/dir"}, "project_slug 'nested/dir' is not a valid"),
+    ("backslash", {"project_slug": "back\\slash"}, "is not a valid name"),
+    ("dot-dot", {"project_slug": "../outside"}, "project_slug '../outside' is not a valid"),
+    ("leading-dash", {"project_slug": "-rf"}, "project_slug '-rf' is not a valid"),
+    ("shell", {"project_slug": "$(touch pwned)"}, "is not a valid name"),
+    ("package-slash", {"package_name": "a/b"}, "not a lowercase Python identifier"),
+    ("package-dot-dot", {"package_name": ".."}, "not a lowercase Python identifier"),
 ]
 
 
@@ -292,11 +300,30 @@ def test_bad_names_are_rejected_and_leave_nothing(
             env=environment,
         )
     assert result.returncode != 0
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("ERROR: ")]
-    assert len(error_lines) == 1, result.stderr
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output
+    error_lines = [line for line in output.splitlines() if line.startswith("ERROR: ")]
+    assert len(error_lines) == 1, output
     assert message in error_lines[0]
     assert "use " in error_lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_absolute_slug_creates_nothing_anywhere(tmp_path: Path) -> None:
+    output_dir, elsewhere = tmp_path / "output", tmp_path / "elsewhere"
+    output_dir.mkdir()
+    with hook_scripts_discarded() as environment:
+        result = subprocess.run(
+            [*COOKIECUTTER, "--output-dir", str(output_dir), f"project_slug={elsewhere}/project"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=environment,
+        )
+    assert result.returncode != 0
+    assert f"ERROR: project_slug '{elsewhere}/project' is not a valid name" in result.stdout
+    assert sorted(tmp_path.iterdir()) == [output_dir]
+    assert list(output_dir.iterdir()) == []
 
 
 def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,13 +1,22 @@
-"""Reject project names that would produce a broken or confusing project.
+"""Refuse project names before cookiecutter writes anything.
 
-Cookiecutter deletes the half-rendered folder when this hook exits non-zero, so
-a rejected answer leaves nothing behind. Standard library only: cruft re-runs it.
+cookiecutter creates the project folder from `project_slug` before any hook
+runs, so a slug such as `/abs/path` or `../x` would create folders even if a
+pre-generation hook then refused it. cookiecutter.json renders the private
+variable `__answers_checked` right after the names are answered, through the
+`checked_answers` filter below: a bad name stops cookiecutter (and cruft) there,
+with one line saying what is wrong and what to use, and nothing is written.
+Standard library and what cookiecutter itself imports only.
 """
 
-import json
 import keyword
 import re
 import sys
+from collections.abc import Mapping
+
+from cookiecutter.exceptions import FailedHookException
+from jinja2 import Environment
+from jinja2.ext import Extension
 
 # Modules the rendered project imports or installs; a package with one of these
 # names would shadow it and fail with confusing import errors.
@@ -89,21 +98,21 @@ def package_problem(package: str) -> str | None:
     return None
 
 
-def main(answers: dict[str, str]) -> int:
-    problem = slug_problem(answers["project_slug"]) or package_problem(answers["package_name"])
-    if problem:
-        print(f"ERROR: {problem}", file=sys.stderr)
-        return 1
-    return 0
+class RejectedAnswer(FailedHookException):
+    """A FailedHookException, so that cookiecutter's command line prints it alone."""
 
 
-if __name__ == "__main__":
-    # tojson inside a raw string keeps any answer, quotes included, valid Python.
-    sys.exit(
-        main(
-            {
-                "project_slug": json.loads(r""" {{ cookiecutter.project_slug | tojson }} """),
-                "package_name": json.loads(r""" {{ cookiecutter.package_name | tojson }} """),
-            }
-        )
+def checked_answers(answers: Mapping[str, object]) -> str:
+    """Raise RejectedAnswer for a bad project_slug or package_name; render as nothing."""
+    problem = slug_problem(str(answers["project_slug"])) or package_problem(
+        str(answers["package_name"])
     )
+    if problem:
+        raise RejectedAnswer(f"ERROR: {problem}")
+    return ""
+
+
+class AnswerChecks(Extension):
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.filters["checked_answers"] = checked_answers

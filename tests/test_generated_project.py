@@ -5,6 +5,7 @@ All renders share uv's package cache, so only the first install downloads.
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -188,38 +189,67 @@ def wait_for(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-def test_default_service_runs_on_its_embedded_database(workspace: Path) -> None:
+def create_user(base: str, email: str) -> None:
+    request = urllib.request.Request(
+        f"{base}/users",
+        data=json.dumps({"email": email, "name": "Ada"}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 201
+
+
+def test_default_service_runs_on_its_embedded_database_with_two_workers(workspace: Path) -> None:
     project = render_into(workspace)
     bin_dir = install(project)
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     service = subprocess.Popen(
-        [str(bin_dir / "inventory_service"), "serve", "--port", str(port)],
+        [str(bin_dir / "inventory_service"), "serve", "--port", str(port), "--workers", "2"],
         cwd=project,
         env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    started = ""
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(f"{base}/health/live")
-        request = urllib.request.Request(
-            f"{base}/users",
-            data=b'{"email": "ada@example.com", "name": "Ada"}',
-            headers={"content-type": "application/json"},
-        )
-        with urllib.request.urlopen(request) as response:
-            assert response.status == 201
+        create_user(base, "ada@example.com")
         with urllib.request.urlopen(f"{base}/users") as response:
             assert b"ada@example.com" in response.read()
         with urllib.request.urlopen(f"{base}/health/ready") as response:
             assert response.status == 200
+        started = read_until_workers_started(service, count=2)
+        workers = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", started)]
+        # With one worker stopped, the other answers every request alone: both serve.
+        for stopped in workers:
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                for attempt in range(3):
+                    create_user(base, f"user-{stopped}-{attempt}@example.com")
+            finally:
+                os.kill(stopped, signal.SIGCONT)
     finally:
-        service.send_signal(signal.SIGINT)
-        output, _ = service.communicate(timeout=60)
+        # What docker stop, systemd and Kubernetes send.
+        service.send_signal(signal.SIGTERM)
+        output = started + service.communicate(timeout=60)[0]
     assert service.returncode == 0, output
     assert "DATABASE_URL is not set" in output
     data = project / ".postgres" / "data"
     assert (data / "PG_VERSION").is_file()
     assert not (data / "postmaster.pid").exists(), "the embedded server was left running"
+
+
+def read_until_workers_started(service: "subprocess.Popen[str]", count: int) -> str:
+    """The service's output up to the start of its `count`-th worker process."""
+    assert service.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    while sum("Started server process" in line for line in lines) < count:
+        assert time.monotonic() < deadline, "".join(lines)
+        line = service.stdout.readline()
+        assert line, f"serve exited before its workers started:\n{''.join(lines)}"
+        lines.append(line)
+    return "".join(lines)

@@ -262,6 +262,14 @@ def wait_until_live(process: "subprocess.Popen[str]", port: int) -> None:
             time.sleep(0.02)
 
 
+def test_serve_takes_a_positive_number_of_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.parse_arguments(["serve", "--workers", "3"]).workers == 3
+    assert cli.parse_arguments(["serve"]).workers == 1
+    with pytest.raises(SystemExit):
+        cli.parse_arguments(["serve", "--workers", "0"])
+    assert "0 is not a positive number" in capsys.readouterr().err
+
+
 def test_serve_stops_its_cluster_on_sigterm(in_project: Path) -> None:
     datadir = datadir_of(in_project)
     port = free_port()

@@ -7,6 +7,9 @@ when the command is stopped with Ctrl-C or SIGTERM.
 
 import argparse
 import logging
+{%- if cookiecutter.use_fastapi %}
+import os
+{%- endif %}
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -107,12 +110,31 @@ def revision(message: str, url: URL | None) -> int:
 {%- if cookiecutter.use_fastapi %}
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return number
+
+
+def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from {{ cookiecutter.package_name }}.api import create_app
 
-    uvicorn.run(create_app(settings), host=host, port=port)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port)
+        return
+    # Each worker process builds its own app, engines and pools from the environment.
+    assert settings.database_url is not None
+    os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
+    uvicorn.run(
+        "{{ cookiecutter.package_name }}.api:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+    )
 {%- endif %}
 
 
@@ -136,6 +158,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8000)
+    serve_parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes (default 1); each has its own two pools, so budget "
+        "workers x 2 x DB_POOL_SIZE connections on the database",
+    )
 {%- endif %}
     return parser.parse_args(argv)
 
@@ -153,7 +182,7 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
             return revision(arguments.message, database_settings.url("psycopg"))
 {%- if cookiecutter.use_fastapi %}
         if arguments.command == "serve":
-            serve(database_settings, arguments.host, arguments.port)
+            serve(database_settings, arguments.host, arguments.port, arguments.workers)
 {%- endif %}
     return 0
 

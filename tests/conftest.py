@@ -1,77 +1,16 @@
-"""Render the template with the cookiecutter API into temporary folders."""
+"""Fixtures shared by the template's tests."""
 
-import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cookiecutter.environment import StrictEnvironment
-from cookiecutter.main import cookiecutter
-from jinja2 import BytecodeCache
-from jinja2.bccache import Bucket
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from tests.rendering import render_into
 
 Render = Callable[..., Path]
-
-
-class CompiledTemplates(BytecodeCache):
-    """Compiled template files kept in memory, keyed by name and source.
-
-    cookiecutter builds a new Jinja environment per render, so without it every
-    render of the option matrix compiles every file again (most of a render's time).
-    """
-
-    def __init__(self) -> None:
-        self.compiled: dict[str, bytes] = {}
-
-    def load_bytecode(self, bucket: Bucket) -> None:
-        if bucket.key in self.compiled:
-            bucket.bytecode_from_string(self.compiled[bucket.key])
-
-    def dump_bytecode(self, bucket: Bucket) -> None:
-        self.compiled[bucket.key] = bucket.bytecode_to_string()
-
-
-def share_compiled_templates(cache: BytecodeCache) -> None:
-    create = StrictEnvironment.__init__
-
-    def create_with_cache(self: StrictEnvironment, **kwargs: Any) -> None:
-        create(self, **kwargs)
-        self.bytecode_cache = cache
-
-    StrictEnvironment.__init__ = create_with_cache  # type: ignore[method-assign]
-
-
-share_compiled_templates(CompiledTemplates())
-
-
-@contextmanager
-def hook_scripts_discarded() -> Iterator[dict[str, str]]:
-    """Point temporary files at a folder removed afterwards; yields an environment for subprocesses.
-
-    cookiecutter writes each rendered hook to a temporary file it never deletes,
-    which would leave two files in /tmp for every render of the matrix.
-    """
-    with tempfile.TemporaryDirectory(prefix="template-hooks-") as folder:
-        previous = tempfile.tempdir
-        tempfile.tempdir = folder
-        try:
-            yield {**os.environ, "TMPDIR": folder}
-        finally:
-            tempfile.tempdir = previous
-
-
-def render_into(output_dir: Path, **answers: Any) -> Path:
-    """Render without prompts; returns the project folder."""
-    with hook_scripts_discarded():
-        project = cookiecutter(
-            str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output_dir)
-        )
-    return Path(project)
 
 
 @pytest.fixture
@@ -80,3 +19,12 @@ def render(tmp_path: Path) -> Render:
         return render_into(tmp_path, **answers)
 
     return _render
+
+
+@pytest.fixture
+def workspace() -> Iterator[Path]:
+    """A folder the PostgreSQL server account can enter even when we are root."""
+    path = Path(tempfile.mkdtemp(prefix="template-render-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

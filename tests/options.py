@@ -7,12 +7,12 @@ pairwise-covering set: every pair of option values appears in at least one run.
 import itertools
 import json
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from tests.rendering import TEMPLATE
+
 CONTEXT: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 # A list is a choice, a boolean a yes/no question; strings are free answers.
 OPTIONS: dict[str, list[Any]] = {

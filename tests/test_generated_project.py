@@ -11,53 +11,20 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TEMPLATE, hook_scripts_discarded, render_into
+from tests.commands import UV, run
 from tests.options import SLOW_COMBINATIONS
+from tests.rendering import TEMPLATE, hook_scripts_discarded, render_into
 
 # Rendered suites run side by side, as two projects of one user would: they share
 # the harness's scratch folder and must not disturb each other there.
 pytestmark = pytest.mark.slow
-UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-
-
-@pytest.fixture
-def workspace() -> Iterator[Path]:
-    """A folder the PostgreSQL server account can enter even when we are root."""
-    path = Path(tempfile.mkdtemp(prefix="template-render-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def run(
-    project: Path,
-    *command: str,
-    timeout: float = 900,
-    base_environment: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    inherited = os.environ if base_environment is None else base_environment
-    environment = {key: value for key, value in inherited.items() if key != "VIRTUAL_ENV"}
-    environment.pop("DATABASE_URL", None)
-    result = subprocess.run(
-        list(command),
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 def install(project: Path, installer: str = "uv") -> Path:

@@ -9,7 +9,6 @@ lock of every other Python must record its own requires-python and the same inpu
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -18,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import render_into
+from tests.commands import UV
 from tests.options import OPTIONS, RUNNABLE_PYTHON
+from tests.rendering import render_into
 
-UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 STALE = "uv.lock does not match pyproject.toml: run scripts/lock"
 FASTAPI_CHOICES = [pytest.param(True, id="fastapi"), pytest.param(False, id="no-fastapi")]
 # The project's name is in its lock too: one that uv writes differently (normalized).

@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests import test_generated_project
-from tests.conftest import render_into
+from tests.rendering import render_into
 from tests.test_generated_project import assert_green
 
 pytestmark = pytest.mark.slow
-# The slow tier's fixture: a folder that PostgreSQL's server account can enter.
-workspace = test_generated_project.workspace
 
 
 def release(version: str) -> tuple[int, ...]:

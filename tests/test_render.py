@@ -1,8 +1,5 @@
 """Fast tier: render every combination and inspect the result without installing it."""
 
-import json
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -10,9 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hooks import post_gen_project
 from tests.checkers import check_python, check_workflow, shared_environment
-from tests.conftest import TEMPLATE, Render, hook_scripts_discarded, render_into
+from tests.conftest import Render
 from tests.options import (
     ALL_COMBINATIONS,
     NAME_CASES,
@@ -21,24 +17,7 @@ from tests.options import (
     all_pairs,
     pairs_of,
 )
-
-COOKIECUTTER = [sys.executable, "-m", "cookiecutter", str(TEMPLATE), "--no-input"]
-DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
-
-
-def effective(answers: dict[str, Any]) -> dict[str, Any]:
-    """The answers cookiecutter will use, derived names included."""
-    values = {
-        key: value[0] if isinstance(value, list) else value
-        for key, value in DEFAULTS.items()
-        if not key.startswith("_")
-    }
-    values |= answers
-    if "project_slug" not in answers:
-        values["project_slug"] = values["project_name"].lower().strip().replace(" ", "-")
-    if "package_name" not in answers:
-        values["package_name"] = values["project_slug"].replace("-", "_")
-    return values
+from tests.rendering import effective_answers, render_into
 
 
 def text_files(root: Path) -> list[Path]:
@@ -224,7 +203,7 @@ def check_environment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("answers", ALL_COMBINATIONS)
 def test_combination(tmp_path: Path, check_environment: Path, answers: dict[str, Any]) -> None:
-    values = effective(answers)
+    values = effective_answers(**answers)
     project = render_into(tmp_path, **answers)
     assert_no_template_tags(project)
     assert_pyproject(project, values)
@@ -243,7 +222,7 @@ def test_combination(tmp_path: Path, check_environment: Path, answers: dict[str,
 def test_free_text_answers_survive_rendering(render: Render, answers: dict[str, Any]) -> None:
     project = render(**answers)
     assert_no_template_tags(project)
-    assert_pyproject(project, effective(answers))
+    assert_pyproject(project, effective_answers(**answers))
 
 
 def test_slow_tier_covers_every_pair_of_option_values() -> None:
@@ -256,94 +235,3 @@ def test_alembic_ini_has_no_url(render: Render) -> None:
     ini = (render() / "alembic.ini").read_text()
     assert "sqlalchemy.url" not in ini
     assert "ruff" in ini
-
-
-# (test id, answers, what the one error line must say)
-BAD_NAMES = [
-    ("dependency", {"package_name": "sqlalchemy"}, "would shadow the 'sqlalchemy' module"),
-    ("alembic", {"package_name": "alembic"}, "would shadow the 'alembic' module"),
-    ("stdlib", {"package_name": "asyncio"}, "standard library"),
-    ("test", {"package_name": "test"}, "standard library"),
-    ("keyword", {"package_name": "class"}, "is a Python keyword"),
-    ("leading-digit", {"package_name": "2fa_service"}, "starts with a digit"),
-    ("uppercase", {"package_name": "Billing"}, "not a lowercase Python identifier"),
-    ("hyphen", {"package_name": "my-service"}, "not a lowercase Python identifier"),
-    ("empty-package", {"package_name": ""}, "package_name is empty"),
-    ("non-ascii", {"project_name": "Café Service"}, "non-ASCII"),
-    ("space", {"project_slug": "my service"}, "project_slug 'my service' is not a valid"),
-    ("folder", {"project_slug": "tests", "package_name": "tests"}, "clash with the project's own"),
-    # cookiecutter makes the project folder from the slug before any hook runs.
-    ("slash", {"project_slug": "nested/dir"}, "project_slug 'nested/dir' is not a valid"),
-    ("backslash", {"project_slug": "back\\slash"}, "is not a valid name"),
-    ("dot-dot", {"project_slug": "../outside"}, "project_slug '../outside' is not a valid"),
-    ("leading-dash", {"project_slug": "-rf"}, "project_slug '-rf' is not a valid"),
-    ("shell", {"project_slug": "$(touch pwned)"}, "is not a valid name"),
-    ("package-slash", {"package_name": "a/b"}, "not a lowercase Python identifier"),
-    ("package-dot-dot", {"package_name": ".."}, "not a lowercase Python identifier"),
-]
-
-
-@pytest.mark.parametrize(
-    ("answers", "message"),
-    [pytest.param(answers, message, id=test_id) for test_id, answers, message in BAD_NAMES],
-)
-def test_bad_names_are_rejected_and_leave_nothing(
-    tmp_path: Path, answers: dict[str, str], message: str
-) -> None:
-    arguments = [f"{key}={value}" for key, value in answers.items()]
-    with hook_scripts_discarded() as environment:
-        result = subprocess.run(
-            [*COOKIECUTTER, "--output-dir", str(tmp_path), *arguments],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=environment,
-        )
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert "Traceback" not in output, output
-    error_lines = [line for line in output.splitlines() if line.startswith("ERROR: ")]
-    assert len(error_lines) == 1, output
-    assert message in error_lines[0]
-    assert "use " in error_lines[0]
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_an_absolute_slug_creates_nothing_anywhere(tmp_path: Path) -> None:
-    output_dir, elsewhere = tmp_path / "output", tmp_path / "elsewhere"
-    output_dir.mkdir()
-    with hook_scripts_discarded() as environment:
-        result = subprocess.run(
-            [*COOKIECUTTER, "--output-dir", str(output_dir), f"project_slug={elsewhere}/project"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env=environment,
-        )
-    assert result.returncode != 0
-    assert f"ERROR: project_slug '{elsewhere}/project' is not a valid name" in result.stdout
-    assert sorted(tmp_path.iterdir()) == [output_dir]
-    assert list(output_dir.iterdir()) == []
-
-
-def test_post_gen_hook_can_run_again(render: Render, monkeypatch: pytest.MonkeyPatch) -> None:
-    project = render(use_fastapi=False, include_example_models=False)
-    before = sorted(str(path.relative_to(project)) for path in project.rglob("*"))
-    monkeypatch.chdir(project)
-    answers = effective({"use_fastapi": False, "include_example_models": False})
-    post_gen_project.main(answers)
-    assert sorted(str(path.relative_to(project)) for path in project.rglob("*")) == before
-
-
-def test_next_steps_are_printed(tmp_path: Path) -> None:
-    with hook_scripts_discarded() as environment:
-        result = subprocess.run(
-            [*COOKIECUTTER, "-o", str(tmp_path)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=environment,
-        )
-    assert "cd inventory-service" in result.stdout
-    assert "uv run inventory_service serve" in result.stdout
-    assert "uv run pytest" in result.stdout

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import render_into
+from tests.commands import UV, run
 from tests.options import RUNNABLE_PYTHON, combination_id
 from tests.pipelines import (
     HIDDEN_SERVER_PROBE,
@@ -30,12 +30,9 @@ from tests.pipelines import (
     run_in_job,
     run_job,
 )
-from tests.test_generated_project import UV, run
-from tests.test_generated_project import workspace as shared_workspace
+from tests.rendering import render_into
 
 pytestmark = pytest.mark.slow
-# The slow tier's folder the postgres account can enter, under its usual name.
-workspace = shared_workspace
 
 SMALLEST_PROJECT = {"use_fastapi": False, "include_example_models": False}
 PIPELINE_RENDERS = [

@@ -137,6 +137,28 @@ def test_cruft_update_brings_a_template_change_into_a_generated_project(workspac
     assert_green(project)
 
 
+def test_pre_commit_runs_the_checks_and_refuses_a_second_head(workspace: Path) -> None:
+    project = render_into(workspace)
+    git(project, "init", "--quiet")
+    git(project, "add", "-A")
+    assert UV is not None, "uv is not installed; run scripts/bootstrap"
+    pre_commit = [UV, "tool", "run", "pre-commit", "run", "--all-files"]
+    # The hooks run `uv run`, so uv must be on PATH, as after installing it.
+    path = f"{Path(UV).parent}{os.pathsep}{os.environ['PATH']}"
+    environment = {**os.environ, "PATH": path}
+    passed = run(project, *pre_commit, base_environment=environment).stdout
+    assert "migrations have one head" in passed
+    versions = project / "migrations" / "versions"
+    latest = (versions / "0003_post_status.py").read_text()
+    (versions / "0003b_fork.py").write_text(
+        latest.replace('revision: str = "0003"', 'revision: str = "0003b"')
+    )
+    git(project, "add", "-A")
+    refused = run(project, *pre_commit, base_environment=environment, check=False)
+    assert refused.returncode != 0
+    assert "migrations/ has 2 heads ['0003', '0003b']" in refused.stdout
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

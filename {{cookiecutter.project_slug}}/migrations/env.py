@@ -1,65 +1,107 @@
-"""Alembic environment: async by default, or on a connection handed in.
+"""Alembic environment: every migration under the migration lock and timeouts, however started.
 
-Tests and the `migrate` command pass an open connection through
-`config.attributes["connection"]`; the `alembic` command line connects with
-the project settings.
+Online, the revisions run on what `config.attributes["connection"]` holds (a
+sync Connection, or a sync Engine to connect with: the `migrate` command, the
+tests, the Alembic cookbook's shared connection, tools such as pytest-alembic),
+or else on a connection made from the project settings (the `alembic` command
+line). On a connection in a transaction, every revision runs in that
+transaction; otherwise each revision commits on its own, so that the locks it
+took are released before the next one starts. Offline (`alembic upgrade --sql`)
+writes PostgreSQL SQL and needs neither DATABASE_URL nor a server.
 """
 
 import asyncio
 import logging.config
 
 from alembic import context
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
-from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK
+from {{ cookiecutter.package_name }}.db.migrations import (
+    LIMITS_ATTRIBUTE,
+    MIGRATION_LOCK,
+    MigrationLimits,
+    limited_transactions,
+    migration_lock,
+)
 from {{ cookiecutter.package_name }}.models import Base
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 config = context.config
-if config.config_file_name is not None and "connection" not in config.attributes:
+# The `alembic` command line logs as alembic.ini says; code that hands in a
+# connection, or asks not to (alembic_config() does), keeps its own logging.
+if (
+    config.config_file_name is not None
+    and "connection" not in config.attributes
+    and config.attributes.get("configure_logger", True)
+):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
+limits: MigrationLimits = config.attributes.get(LIMITS_ATTRIBUTE) or MigrationLimits.from_settings(
+    get_settings()
+)
 
 
 def run_migrations(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        compare_type=True,
-        compare_server_default=True,
-    )
-    with context.begin_transaction():
-        # Instances starting together: one migrates, the others wait here until it
-        # commits, then find the database at head. Released with the transaction.
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        context.run_migrations()
+    # Read before the lock: taking it for the session ends with a commit.
+    per_revision = not connection.in_transaction()
+    # The lock first: instances waiting for it must not time out while one migrates.
+    with migration_lock(connection), limited_transactions(connection, limits):
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            compare_server_default=True,
+            transaction_per_migration=per_revision,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+def run_migrations_on(connectable: object) -> None:
+    if isinstance(connectable, Connection):
+        run_migrations(connectable)
+    elif isinstance(connectable, Engine):
+        with connectable.begin() if limits.one_transaction else connectable.connect() as connection:
+            run_migrations(connection)
+    else:
+        raise TypeError(
+            'config.attributes["connection"] must be a sync SQLAlchemy Connection or Engine, '
+            f"not {type(connectable).__name__}"
+        )
 
 
 async def run_migrations_with_settings() -> None:
     engine = create_async_engine_from_settings(get_settings())
     try:
         async with engine.connect() as connection:
+            if limits.one_transaction:
+                await connection.begin()
             await connection.run_sync(run_migrations)
+            await connection.commit()
     finally:
         await engine.dispose()
 
 
 def run_migrations_offline() -> None:
     context.configure(
-        url=get_settings().url("psycopg").render_as_string(hide_password=False),
+        dialect_name="postgresql",
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
     )
     with context.begin_transaction():
+        # The same lock and timeouts as online, for whoever runs this SQL.
+        context.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        for statement in limits.statements():
+            context.execute(statement)
         context.run_migrations()
 
 
 if context.is_offline_mode():
     run_migrations_offline()
-elif (connection := config.attributes.get("connection")) is not None:
-    run_migrations(connection)
+elif (connectable := config.attributes.get("connection")) is not None:
+    run_migrations_on(connectable)
 else:
     asyncio.run(run_migrations_with_settings())

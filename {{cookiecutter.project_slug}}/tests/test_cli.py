@@ -6,19 +6,8 @@ import logging
 import os
 import shutil
 import signal
-{%- if cookiecutter.use_fastapi %}
-import socket
-{%- endif %}
 import subprocess
-{%- if cookiecutter.use_fastapi %}
-import sys
-{%- endif %}
 import tempfile
-{%- if cookiecutter.use_fastapi %}
-import time
-import urllib.error
-import urllib.request
-{%- endif %}
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -243,59 +232,12 @@ def test_a_stop_signal_stops_the_cluster_and_the_command(
 {%- if cookiecutter.use_fastapi %}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_live(process: "subprocess.Popen[str]", port: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, f"serve exited:\n{process.communicate()[0]}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=5):
-                return
-        except (urllib.error.URLError, ConnectionError):
-            assert time.monotonic() < deadline, "serve never answered /health/live"
-            time.sleep(0.02)
-
-
 def test_serve_takes_a_positive_number_of_workers(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.parse_arguments(["serve", "--workers", "3"]).workers == 3
     assert cli.parse_arguments(["serve"]).workers == 1
     with pytest.raises(SystemExit):
         cli.parse_arguments(["serve", "--workers", "0"])
     assert "0 is not a positive number" in capsys.readouterr().err
-
-
-def test_serve_stops_its_cluster_on_sigterm(in_project: Path) -> None:
-    datadir = datadir_of(in_project)
-    port = free_port()
-    environment = {name: value for name, value in os.environ.items() if name != "DATABASE_URL"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "{{ cookiecutter.package_name }}", "serve", "--port", str(port)],
-        cwd=in_project,
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        wait_until_live(process, port)
-        server_pid = postmaster_pid(datadir)
-        assert server_pid is not None
-        # What docker stop, systemd and Kubernetes send.
-        process.send_signal(signal.SIGTERM)
-        output = process.communicate(timeout=60)[0]
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, output
-    assert not is_running(server_pid)
-    assert not (datadir / "postmaster.pid").exists()
 {%- endif %}
 
 
@@ -343,3 +285,18 @@ def test_a_blank_revision_needs_no_database(
     assert run_cli("revision", "-m", "by hand") == 0
     assert new_upgrade(versions, before) == ["pass"]
     assert not (tmp_path / cli.EMBEDDED_DIR).exists()
+
+
+def test_migrate_behind_a_held_lock_is_one_error_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, postgres_url: str
+) -> None:
+    def held(url: URL) -> None:
+        raise migrations.MigrationLockTimeout("revision 0003 waited more than 5 s for a lock")
+
+    monkeypatch.setattr(cli, "upgrade_database", held)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    with caplog.at_level(logging.ERROR):
+        assert run_cli("migrate") == 1
+    assert [record.getMessage() for record in caplog.records] == [
+        "revision 0003 waited more than 5 s for a lock"
+    ]

@@ -27,7 +27,8 @@ from {{ cookiecutter.package_name }}.db.local import (
     PostgresNotFound,
     embedded_cluster,
 )
-from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.migrations import MigrationTimeout, create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
@@ -189,7 +190,7 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(get_settings().log_format)
     for name in INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
     settings = get_settings()
@@ -213,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             error.pid,
         )
         return 1
-    except (PostgresNotFound, ClusterError) as error:
+    except (PostgresNotFound, ClusterError, MigrationTimeout) as error:
         logger.error("%s", error)
         return 1
     except OperationalError as error:

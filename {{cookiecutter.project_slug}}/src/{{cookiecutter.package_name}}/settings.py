@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from {{ cookiecutter.package_name }}.logs import LogFormat
+
 POSTGRES_SCHEMES = frozenset(
     {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
 )
@@ -68,11 +70,23 @@ class Settings(BaseSettings):
     # Logs every statement and its parameters: for debugging only.
     echo: bool = False
     # Milliseconds a statement may run before the server cancels it (the API
-    # answers 504); unset means no limit. Migrations run without it.
+    # answers 504); unset means no limit. Migrations have their own (below).
     statement_timeout_ms: int | None = Field(default=None, gt=0)
     # DATABASE_URL points at PgBouncer in transaction mode: no prepared-statement
     # caches, unnamed statements, and reads inside transactions (see db/engine.py).
     pgbouncer: bool = False
+    # Migrations (db/migrations.py): every migration transaction runs with these
+    # timeouts, in milliseconds. A statement waiting for a table lock (ALTER TABLE
+    # waits for every transaction that touched the table) blocks all later queries
+    # on that table, so it gives up after the lock timeout instead, and `migrate`
+    # tries the revision again, up to the given number of attempts in all.
+    migration_lock_timeout_ms: int = Field(default=5000, gt=0)
+    migration_statement_timeout_ms: int = Field(default=60000, gt=0)
+    migration_lock_attempts: int = Field(default=3, ge=1)
+    # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
+    log_format: Annotated[
+        LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+    ] = "text"
 
     @model_validator(mode="after")
     def _timeout_needs_startup_parameters(self) -> "Settings":

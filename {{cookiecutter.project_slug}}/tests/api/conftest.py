@@ -8,19 +8,44 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
+from tests.api.contract import ContractCheck
 
 SECRET = "s3cret-Pa55"
 # Short, so that the tests of a full pool wait as little as they can.
 POOL_TIMEOUT = 0.25
+{%- if cookiecutter.id_type == "uuid" %}
+# Keys no column can hold: not UUIDs.
+UNREPRESENTABLE_KEYS = ["not-a-uuid", "0000000-0000-7000-8000-000000000001", "1"]
+{%- else %}
+# Keys no bigint column can hold.
+UNREPRESENTABLE_KEYS = [
+    "9223372036854775808",
+    "-9223372036854775809",
+    "-20665342534627169607665382850560",
+]
+{%- endif %}
+
+
+@asynccontextmanager
+async def checked_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for `app` whose every answer is checked against its OpenAPI document."""
+    transport = httpx.ASGITransport(app=ContractCheck(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client
+
+
+@pytest.fixture
+async def client(api: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The harness's client (tests/harness/fixtures.py), its answers checked (contract.py)."""
+    async with checked_client(api) as client:
+        yield client
 
 
 @asynccontextmanager
 async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client for `app` run with its lifespan: its own engine from its settings, real commits."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with app.router.lifespan_context(app), checked_client(app) as client:
+        yield client
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json, new_key
 
 # Two well-formed keys: the body is refused for its other fields.
@@ -59,6 +60,10 @@ async def test_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
         pytest.param({"source_id": ONE, "target_id": TWO, "amount": 0}, id="zero-amount"),
         pytest.param({"source_id": ONE, "target_id": TWO, "amount": -1}, id="negative-amount"),
         pytest.param({"source_id": ONE, "target_id": TWO, "amount": "1e3"}, id="not-an-integer"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": "12"}, id="numeric-string"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": True}, id="boolean"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": 1.5}, id="fraction"),
+        pytest.param({"source_id": ONE, "target_id": TWO, "amount": 2**63}, id="past-bigint"),
     ],
 )
 async def test_nonsense_is_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:
@@ -67,6 +72,26 @@ async def test_nonsense_is_422(client: httpx.AsyncClient, body: dict[str, object
     assert response.json()["error"]["code"] == "invalid_input"
 
 
-async def test_a_negative_opening_balance_is_422(client: httpx.AsyncClient) -> None:
-    response = await client.post("/accounts", json={"name": "overdrawn", "balance": -1})
+@pytest.mark.parametrize(
+    "balance",
+    [
+        pytest.param(-1, id="negative"),
+        pytest.param(False, id="boolean"),
+        pytest.param("12", id="numeric-string"),
+        pytest.param(12.0, id="float"),
+        pytest.param(0.5, id="fraction"),
+        pytest.param(2**63, id="past-bigint"),
+    ],
+)
+async def test_an_opening_balance_that_is_not_whole_cents_is_422(
+    client: httpx.AsyncClient, assert_max_queries: QueryGuard, balance: object
+) -> None:
+    with assert_max_queries(0):
+        response = await client.post("/accounts", json={"name": "0", "balance": balance})
     assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["body", "balance"]
+
+
+async def test_the_largest_balance_a_bigint_holds_is_accepted(client: httpx.AsyncClient) -> None:
+    account = await open_account(client, 2**63 - 1)
+    assert await balance(client, account) == 2**63 - 1

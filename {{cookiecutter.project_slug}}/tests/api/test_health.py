@@ -20,7 +20,8 @@ async def test_ready_is_503_when_the_database_is_down(
 ) -> None:
     response = await unreachable_client.get("/health/ready")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable"}
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["error"]["code"] == "database_unavailable"
     assert (await unreachable_client.get("/health/live")).status_code == 200
 
 
@@ -30,3 +31,5 @@ async def test_ready_is_503_when_no_connection_is_free(
     # Bounded by the pool timeout: the request must answer, not hang.
     response = await asyncio.wait_for(exhausted_client.get("/health/ready"), timeout=10)
     assert response.status_code == 503
+    # The database is fine: the service is saturated, which a client should tell apart.
+    assert response.json()["error"]["code"] == "service_busy"

@@ -2,10 +2,12 @@
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.models import Post
+from tests.api.conftest import UNREPRESENTABLE_KEYS
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json
 
@@ -105,11 +107,29 @@ async def test_an_unknown_status_is_422(client: httpx.AsyncClient) -> None:
     assert response.json()["error"]["details"][0]["loc"] == ["body", "status"]
 
 
-async def test_patching_a_required_field_to_null_is_422(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("field", ["title", "content", "status"])
+async def test_patching_a_required_field_to_null_is_422(
+    client: httpx.AsyncClient, api: FastAPI, field: str
+) -> None:
     author = await create_user(client, "ada@example.com")
     created = await create_post(client, author, "Engines")
-    response = await client.patch(f"/posts/{created['id']}", json={"title": None})
+    response = await client.patch(f"/posts/{created['id']}", json={field: None})
     assert response.status_code == 422
     response = await client.patch(f"/posts/{created['id']}", json={"published_at": None})
     assert response.status_code == 200
-    assert (await client.get(f"/posts/{created['id']}")).json()["title"] == "Engines"
+    assert (await client.get(f"/posts/{created['id']}")).json()[field] == created[field]
+    # The schema says so: the field may be left out, not set to null.
+    schema = api.openapi()["components"]["schemas"]["PostUpdate"]["properties"]
+    assert "null" not in str(schema[field])
+    assert "null" in str(schema["published_at"])
+
+
+@pytest.mark.parametrize("parameter", ["after", "author_id"])
+@pytest.mark.parametrize("key", UNREPRESENTABLE_KEYS)
+async def test_a_key_no_row_can_have_is_422_before_any_query(
+    client: httpx.AsyncClient, assert_max_queries: QueryGuard, parameter: str, key: str
+) -> None:
+    with assert_max_queries(0):
+        response = await client.get("/posts", params={parameter: key})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["query", parameter]

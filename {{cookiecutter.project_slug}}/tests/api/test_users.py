@@ -10,9 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
+from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
 from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
-from tests.api.conftest import SECRET
+from tests.api.conftest import SECRET, UNREPRESENTABLE_KEYS, checked_client
+from tests.api.contract import ContractCheck
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY
 
@@ -111,7 +113,8 @@ async def test_exhausted_pool_is_503_not_a_hang(exhausted_client: httpx.AsyncCli
     response = await asyncio.wait_for(exhausted_client.get("/users"), timeout=10)
     assert response.status_code == 503
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "database_unavailable"
+    # Not database_unavailable: the database is fine, the service is saturated.
+    assert response.json()["error"]["code"] == "service_busy"
 
 
 @pytest.mark.isolated_db
@@ -120,6 +123,7 @@ async def test_commit_happens_before_the_response_starts(
 ) -> None:
     events: list[str] = []
     event.listen(db_engine.sync_engine, "commit", lambda connection: events.append("commit"))
+    checked_api = ContractCheck(api)
 
     async def recording(scope: Scope, receive: Receive, send: Send) -> None:
         async def send_and_record(message: Message) -> None:
@@ -127,7 +131,7 @@ async def test_commit_happens_before_the_response_starts(
                 events.append("response")
             await send(message)
 
-        await api(scope, receive, send_and_record)
+        await checked_api(scope, receive, send_and_record)
 
     transport = httpx.ASGITransport(app=recording)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
@@ -142,15 +146,15 @@ async def test_commit_happens_before_the_response_starts(
 async def test_a_request_that_writes_then_fails_changes_nothing(
     api: FastAPI, db_engine: AsyncEngine
 ) -> None:
-    @api.post("/write-then-fail")
+    @api.post("/write-then-fail", responses=ANY_OPERATION)
     async def write_then_fail(session: SessionDep) -> None:
         await UserRepository(session).create(email="ada@example.com", name="Ada")
         raise RuntimeError("failed after writing")
 
-    transport = httpx.ASGITransport(app=api, raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with checked_client(api) as client:
         response = await client.post("/write-then-fail")
     assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
     async with db_engine.connect() as other:
         assert await other.scalar(select(func.count()).select_from(User)) == 0
 
@@ -181,3 +185,50 @@ async def test_list_pages_with_a_cursor(
             break
         params["after"] = page["next_after"]
     assert seen == emails
+
+
+@pytest.mark.parametrize("key", UNREPRESENTABLE_KEYS)
+@pytest.mark.parametrize("method", ["GET", "PATCH", "DELETE"])
+async def test_a_key_no_row_can_have_is_422_before_any_query(
+    client: httpx.AsyncClient, assert_max_queries: QueryGuard, method: str, key: str
+) -> None:
+    with assert_max_queries(0):
+        response = await client.request(method, f"/users/{key}", json={"name": "Ada"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["loc"] == ["path", "user_id"]
+
+
+async def test_a_missing_key_is_404_for_every_method(client: httpx.AsyncClient) -> None:
+    for method in ("GET", "PATCH", "DELETE"):
+        response = await client.request(method, f"/users/{MISSING_KEY}", json={"name": "Ada"})
+        assert response.status_code == 404, method
+        assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_a_body_that_is_not_json_is_400_in_the_error_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/users", content=b"\xff", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_request"
+
+
+@pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])
+async def test_allow_lists_every_method_of_the_collection(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    response = await client.request(method, "/users")
+    assert response.headers["allow"] == "GET, POST, OPTIONS"
+    if method == "OPTIONS":
+        assert response.status_code == 204
+    else:
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_allow_lists_every_method_of_one_user(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"/users/{MISSING_KEY}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PATCH, DELETE, OPTIONS"

@@ -5,19 +5,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS, install_error_handlers
+from {{ cookiecutter.package_name }}.api.errors import CONNECTION_ERRORS, install_error_handlers
+from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
 from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     read_engine_for,
 )
 from {{ cookiecutter.package_name }}.db.session import make_read_session_factory, make_session_factory
+from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 STARTUP_CHECK_SECONDS = 2.0
+DESCRIPTION = (
+    "Every 4xx and 5xx answer has the body `ErrorResponse`, with a `code` for programs, "
+    "including those of no operation: 404 for a path no route serves and 405 for a method "
+    "a path does not have, whose `Allow` header lists those it has (OPTIONS answers 204 "
+    "with it). Every answer carries an `X-Request-ID` header: the caller's, when valid, "
+    "or a new one."
+)
 
 
 async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
@@ -25,7 +35,7 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
     try:
         async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-    except (*UNAVAILABLE_ERRORS, TimeoutError) as error:
+    except (*CONNECTION_ERRORS, PoolTimeoutError) as error:
         logger.warning(
             "the database at %s is unreachable (%s); serving anyway, "
             "/health/ready answers 503 until it is back",
@@ -36,6 +46,8 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # uvicorn configured its own loggers as it started: they now write in the service's format.
+    configure_logging_at_startup(app.state.settings.log_format)
     engine = create_async_engine_from_settings(app.state.settings)
     read_engine = read_engine_for(engine, app.state.settings)
     app.state.engine, app.state.read_engine = engine, read_engine
@@ -50,9 +62,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="{{ cookiecutter.project_name }}", lifespan=lifespan)
+    app = FastAPI(title="{{ cookiecutter.project_name }}", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
 {%- if cookiecutter.include_example_models %}
     app.include_router(users.router)

@@ -1,21 +1,29 @@
 """Map errors to HTTP answers with one JSON shape: {"error": {"code", "message", ...}}.
 
-The state of the database never causes a 500: an unreachable, exhausted,
-restarting or unmigrated database is a 503 the client may retry. Only a bug
-(SQL the server cannot parse, say) is a 500. Messages never include driver
-text, which can carry connection details.
+That includes the answers the framework makes itself: an unknown path (404), a
+method the path does not have (405, with an Allow header listing those it has), a
+body that cannot be parsed (400). The state of the database never causes a 500:
+an unreachable, restarting or unmigrated database, or a pool with no free
+connection, is a 503 the client may retry. Only a bug is a 500: it is logged once
+with its traceback and answered with the request id, never with the exception's
+text. Messages never include driver text, which can carry connection details.
 """
 
 import logging
+import traceback
+from http import HTTPStatus
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
+from {{ cookiecutter.package_name }}.logs import current_request_id
 from {{ cookiecutter.package_name }}.repositories.errors import (
     AlreadyExists,
     MissingReference,
@@ -27,8 +35,29 @@ from {{ cookiecutter.package_name }}.services.transfers import InsufficientFunds
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
-# Raised when the server cannot be reached or the pool has no free connection.
-UNAVAILABLE_ERRORS = (OperationalError, InterfaceError, PoolTimeoutError, OSError)
+RETRY_LATER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+# What a failed attempt to reach the database raises. SQLAlchemy wraps the driver's
+# errors, but asyncpg's socket errors (connection refused, unknown host, no Unix
+# socket, connect timeout) arrive bare from the pool as it connects.
+CONNECTION_ERRORS = (OperationalError, InterfaceError, OSError)
+# The order Allow headers list methods in.
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# Codes for HTTPExceptions, the framework's or a route's own; other statuses are
+# named after their reason phrase.
+HTTP_ERROR_CODES = {
+    400: "malformed_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+}
+
+
+class DatabaseUnavailable(Exception):
+    """Raised by code that found the database unreachable on its own terms (a probe timed out)."""
 
 
 def error_response(
@@ -36,6 +65,25 @@ def error_response(
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **extra}}
     return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+
+
+def internal_error(method: str, path: str, error: BaseException) -> JSONResponse:
+    """A bug: logged here with its traceback, answered with the request id only."""
+    logger.error("unhandled error in %s %s", method, path, exc_info=error)
+    return error_response(
+        500,
+        "internal_error",
+        "an unexpected error occurred; quote the request id when reporting it",
+        request_id=current_request_id.get(),
+    )
+
+
+def raised_while_connecting(error: BaseException) -> bool:
+    """Whether SQLAlchemy's pool was opening a connection when the error was raised."""
+    return any(
+        frame.f_globals.get("__name__", "").startswith("sqlalchemy.pool.")
+        for frame, _ in traceback.walk_tb(error.__traceback__)
+    )
 
 
 async def not_found(request: Request, error: Exception) -> JSONResponse:
@@ -63,17 +111,76 @@ async def invalid_input(request: Request, error: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", "the request is not valid", details=error.errors())
 
 
+def allowed_methods(request: Request) -> str:
+    """The methods some route serves this path with, whichever route comes first.
+
+    Starlette's own Allow names only the methods of the first route that matched
+    the path, and each method is a route of its own; so ask the router about each.
+    """
+    routes = request.app.router.routes
+
+    def served_with(method: str) -> bool:
+        probe = {**request.scope, "method": method}
+        return any(route.matches(probe)[0] is Match.FULL for route in routes)
+
+    return ", ".join(m for m in METHOD_ORDER if m == "OPTIONS" or served_with(m))
+
+
+async def http_error(request: Request, error: Exception) -> Response:
+    """What Starlette and FastAPI raise themselves: routing (404, 405), body parsing (400)."""
+    assert isinstance(error, HTTPException)
+    status, headers = error.status_code, dict(error.headers or {})
+    if status == 405:
+        headers["Allow"] = allowed_methods(request)
+        # The path exists: OPTIONS asks what it allows, and is answered.
+        if request.method == "OPTIONS":
+            return Response(status_code=204, headers=headers)
+        message = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return error_response(405, "method_not_allowed", message, headers=headers)
+    if status < 400:
+        return Response(status_code=status, headers=headers)
+    phrase = HTTPStatus(status).phrase
+    if status == 404 and "endpoint" not in request.scope:
+        message = f"no route matches {request.url.path}"
+    else:
+        detail = error.detail
+        message = detail if isinstance(detail, str) and detail != phrase else phrase.lower()
+    code = HTTP_ERROR_CODES.get(status) or phrase.lower().replace(" ", "_")
+    return error_response(status, code, message, headers=headers or None)
+
+
 async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
     # The type only: the driver's message may name hosts or users.
+    cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
     logger.warning(
-        "database unavailable for %s %s: %s", request.method, request.url.path, type(error).__name__
+        "database unavailable for %s %s: %s", request.method, request.url.path, type(cause).__name__
     )
     return error_response(
         503,
         "database_unavailable",
         "the database is unavailable; retry shortly",
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        headers=RETRY_LATER,
     )
+
+
+async def service_busy(request: Request, error: Exception) -> JSONResponse:
+    # The database is fine: every connection of the pool is in use, by other requests.
+    logger.warning(
+        "no free database connection for %s %s within the pool timeout",
+        request.method,
+        request.url.path,
+    )
+    return error_response(
+        503, "service_busy", "the service is busy; retry shortly", headers=RETRY_LATER
+    )
+
+
+async def os_error(request: Request, error: Exception) -> JSONResponse:
+    # Bare OSErrors mean an unreachable database only when the pool raised them while
+    # connecting; anywhere else (a missing file, say) they are a bug.
+    if raised_while_connecting(error):
+        return await database_unavailable(request, error)
+    return internal_error(request.method, request.url.path, error)
 
 
 # SQLSTATE (or its class, the first two characters) -> status, code, message.
@@ -92,30 +199,33 @@ DATABASE_ERRORS = {
 
 
 async def database_error(request: Request, error: Exception) -> JSONResponse:
-    """Any other database error, by SQLSTATE; unknown ones are a 500 without driver text."""
+    """Any other database error, by SQLSTATE; unknown ones are a bug."""
     assert isinstance(error, DBAPIError)
     sqlstate = sqlstate_and_constraint(error)[0] or ""
     known = DATABASE_ERRORS.get(sqlstate) or DATABASE_ERRORS.get(sqlstate[:2])
     if known is None:
-        logger.error("unexpected database error %s on %s", sqlstate, request.url.path)
-        return error_response(500, "internal_error", "unexpected database error")
+        return internal_error(request.method, request.url.path, error)
     status, code, message = known
     if status >= 500:
         logger.warning("%s (SQLSTATE %s) on %s", code, sqlstate, request.url.path)
         if code == "schema_out_of_date":
             logger.error("the database is behind the code: run the migrate command")
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    headers = RETRY_LATER if status == 503 else None
     return error_response(status, code, message, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Exceptions no handler here takes are answered by api/middleware.py."""
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_input)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(AlreadyExists, already_exists)
     app.add_exception_handler(MissingReference, missing_reference)
 {%- if cookiecutter.include_example_models %}
     app.add_exception_handler(InsufficientFunds, insufficient_funds)
 {%- endif %}
-    app.add_exception_handler(RequestValidationError, invalid_input)
     app.add_exception_handler(DBAPIError, database_error)
-    for error_type in UNAVAILABLE_ERRORS:
-        app.add_exception_handler(error_type, database_unavailable)
+    for connection_error in (OperationalError, InterfaceError, DatabaseUnavailable):
+        app.add_exception_handler(connection_error, database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, service_busy)
+    app.add_exception_handler(OSError, os_error)

@@ -1,11 +1,16 @@
-"""Request and response bodies for the example endpoints."""
+"""Request and response bodies for the example endpoints.
+
+Each field says in the OpenAPI document what it accepts: a key within its column's
+range, money as whole minor units, null only where null is accepted.
+"""
 
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from {{ cookiecutter.package_name }}.db.base import Key
+from {{ cookiecutter.package_name }}.api.fields import BIGINT_MAX, ApiKey
 from {{ cookiecutter.package_name }}.models import PostStatus
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -19,6 +24,9 @@ def _without_nul(value: str) -> str:
 
 # PostgreSQL text cannot store NUL: reject it as invalid input, not as a database error.
 DatabaseText = Annotated[str, AfterValidator(_without_nul)]
+# Whole minor units (cents) in a bigint column. Strict: true, "12" or 12.0 are refused
+# rather than read as 1 or 12, since a misread amount of money is worse than a 422.
+Money = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
 
 
 class UserCreate(BaseModel):
@@ -34,7 +42,7 @@ class UserUpdate(BaseModel):
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: Key
+    id: ApiKey
     email: str
     name: str
     is_active: bool
@@ -44,29 +52,34 @@ class UserRead(BaseModel):
 class UserPage(BaseModel):
     items: list[UserRead]
     # Pass as `after` to get the next page; null on the last page.
-    next_after: Key | None
+    next_after: ApiKey | None
 
 
 class AuthorRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: Key
+    id: ApiKey
     name: str
 
 
+PostTitle = Annotated[DatabaseText, Field(min_length=1, max_length=200)]
+
+
 class PostCreate(BaseModel):
-    author_id: Key
-    title: DatabaseText = Field(min_length=1, max_length=200)
+    author_id: ApiKey
+    title: PostTitle
     content: DatabaseText
     published_at: datetime | None = None
     status: PostStatus = PostStatus.DRAFT
 
 
 class PostUpdate(BaseModel):
-    title: DatabaseText | None = Field(default=None, min_length=1, max_length=200)
-    content: DatabaseText | None = None
+    # Optional, but not nullable: SkipJsonSchema keeps null out of the documented schema,
+    # the validator below refuses it.
+    title: PostTitle | SkipJsonSchema[None] = None
+    content: DatabaseText | SkipJsonSchema[None] = None
     published_at: datetime | None = None
-    status: PostStatus | None = None
+    status: PostStatus | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _only_published_at_may_be_null(self) -> "PostUpdate":
@@ -79,7 +92,7 @@ class PostUpdate(BaseModel):
 class PostRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: Key
+    id: ApiKey
     title: str
     content: str
     views: int
@@ -91,27 +104,26 @@ class PostRead(BaseModel):
 
 class PostPage(BaseModel):
     items: list[PostRead]
-    next_after: Key | None
+    next_after: ApiKey | None
 
 
 class AccountCreate(BaseModel):
     name: DatabaseText = Field(min_length=1, max_length=100)
-    # Minor units (cents).
-    balance: int = Field(default=0, ge=0)
+    balance: Money = 0
 
 
 class AccountRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: Key
+    id: ApiKey
     name: str
     balance: int
 
 
 class TransferCreate(BaseModel):
-    source_id: Key
-    target_id: Key
-    amount: int = Field(gt=0)
+    source_id: ApiKey
+    target_id: ApiKey
+    amount: Annotated[Money, Field(gt=0)]
 
     @model_validator(mode="after")
     def _distinct_accounts(self) -> "TransferCreate":
@@ -123,8 +135,8 @@ class TransferCreate(BaseModel):
 class TransferRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
-    id: Key
-    source_id: Key
-    target_id: Key
+    id: ApiKey
+    source_id: ApiKey
+    target_id: ApiKey
     amount: int
     created_at: datetime

@@ -1,15 +1,36 @@
-"""Run the project's Alembic migrations from code (CLI, tests, start-up)."""
+"""Run the project's Alembic migrations from code (CLI, tests, start-up), safely on a busy database.
+
+A migration that alters a table waits for a lock behind every transaction using
+that table, and while it waits every later query on the table queues behind it.
+So each migration transaction runs with a lock timeout and a statement timeout
+(MigrationLimits, from the settings), and `upgrade_database` tries a revision
+that gave up waiting for a lock again after a pause, a bounded number of times.
+"""
 
 import importlib
+import logging
+import re
+import traceback
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
+from time import sleep
 from typing import TYPE_CHECKING
 
-from sqlalchemy import URL, Connection, create_engine
+from sqlalchemy import URL, Connection, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
+
+from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+    from {{ cookiecutter.package_name }}.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # The project root holds alembic.ini; src/<package>/db/migrations.py is three levels down.
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -23,6 +44,70 @@ MIGRATION_MODULES = (
     "{{ cookiecutter.package_name }}.models",
     "{{ cookiecutter.package_name }}.settings",
 )
+# Where alembic_config() puts the limits for migrations/env.py to read.
+LIMITS_ATTRIBUTE = "migration_limits"
+# SQLSTATEs of a statement cancelled by lock_timeout, and by statement_timeout (or by hand).
+LOCK_NOT_AVAILABLE = "55P03"
+QUERY_CANCELED = "57014"
+# The pause before a revision's second attempt; doubled before each further one.
+FIRST_LOCK_BACKOFF_SECONDS = 1.0
+# What to run to find the transaction in the way, quoted in the error.
+LONG_TRANSACTIONS_QUERY = (
+    "SELECT pid, now() - xact_start AS age, state, query FROM pg_stat_activity "
+    "WHERE xact_start IS NOT NULL ORDER BY xact_start"
+)
+
+
+class MigrationTimeout(RuntimeError):
+    """A revision ran into one of the migration timeouts; the message says what to do."""
+
+
+class MigrationLockTimeout(MigrationTimeout):
+    """A revision could not get the locks it needs in any of its attempts."""
+
+
+class MigrationStatementTimeout(MigrationTimeout):
+    """A statement of a revision ran longer than the statement timeout."""
+
+
+@dataclass(frozen=True)
+class MigrationLimits:
+    """How long a migration statement may wait for a lock and run, and how often
+    `upgrade_database` tries a revision whose wait for a lock timed out."""
+
+    lock_timeout_ms: int
+    statement_timeout_ms: int
+    lock_attempts: int
+    first_backoff_seconds: float = FIRST_LOCK_BACKOFF_SECONDS
+    # Behind PgBouncer in transaction mode a session-level advisory lock would stay
+    # on whichever server connection took it: all pending revisions then run in
+    # one transaction, under a transaction-level lock, and are retried together.
+    one_transaction: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: "Settings | None" = None) -> "MigrationLimits":
+        if settings is None:
+            from {{ cookiecutter.package_name }}.settings import get_settings
+
+            settings = get_settings()
+        return cls(
+            lock_timeout_ms=settings.migration_lock_timeout_ms,
+            statement_timeout_ms=settings.migration_statement_timeout_ms,
+            lock_attempts=settings.migration_lock_attempts,
+            one_transaction=settings.pgbouncer,
+        )
+
+    def statements(self) -> tuple[str, str]:
+        """The timeouts as SET LOCAL: they end with the transaction, so a pooled
+        connection goes back to the pool without them."""
+        return (
+            f"SET LOCAL lock_timeout = '{int(self.lock_timeout_ms)}ms'",
+            f"SET LOCAL statement_timeout = '{int(self.statement_timeout_ms)}ms'",
+        )
+
+    def backoff_seconds(self, attempt: int) -> float:
+        """The pause after failed attempt number `attempt` (1 for the first)."""
+        return self.first_backoff_seconds * 2.0 ** (attempt - 1)
 
 
 def import_migration_modules() -> None:
@@ -31,8 +116,10 @@ def import_migration_modules() -> None:
         importlib.import_module(name)
 
 
-def alembic_config(connection: Connection | None = None) -> "Config":
-    """The project's Alembic config, optionally bound to an open connection."""
+def alembic_config(
+    connection: Connection | None = None, limits: MigrationLimits | None = None
+) -> "Config":
+    """The project's Alembic config, optionally bound to an open connection and limits."""
     # Imported on use: the test harness imports this module at every start but
     # migrates only when it rebuilds its cache, and Alembic takes ~0.2 s to import.
     from alembic.config import Config
@@ -46,31 +133,175 @@ def alembic_config(connection: Connection | None = None) -> "Config":
             "run this command from the project root"
         )
     config = Config(ini)
+    # Code that migrates keeps its own logging; only the `alembic` command applies alembic.ini's.
+    config.attributes["configure_logger"] = False
     if connection is not None:
         config.attributes["connection"] = connection
+    if limits is not None:
+        config.attributes[LIMITS_ATTRIBUTE] = limits
     return config
 
 
-def upgrade(connection: Connection, revision: str = "head") -> None:
+@contextmanager
+def migration_lock(connection: Connection) -> Iterator[None]:
+    """Hold MIGRATION_LOCK for the block: for the open transaction when there is one
+    (released with it), else for the session, released when the block ends."""
+    key = {"key": MIGRATION_LOCK}
+    if connection.in_transaction():
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+        yield
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
+    connection.commit()
+    try:
+        yield
+    finally:
+        # A broken connection took the lock with it; otherwise what a failed
+        # migration left open is rolled back, so that the unlock can run.
+        if not connection.invalidated:
+            connection.rollback()
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+            connection.commit()
+
+
+@contextmanager
+def limited_transactions(connection: Connection, limits: MigrationLimits) -> Iterator[None]:
+    """Run the block's transactions on `connection` under `limits`: the open one
+    if there is one, else every transaction the block begins."""
+    if connection.in_transaction():
+        for statement in limits.statements():
+            connection.exec_driver_sql(statement)
+        yield
+        return
+
+    def limit(begun: Connection) -> None:
+        # Inside autocommit_block() (CREATE INDEX CONCURRENTLY) there is no transaction to limit.
+        if begun.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            for statement in limits.statements():
+                begun.exec_driver_sql(statement)
+
+    event.listen(connection, "begin", limit)
+    try:
+        yield
+    finally:
+        event.remove(connection, "begin", limit)
+
+
+def upgrade(
+    connection: Connection, revision: str = "head", limits: MigrationLimits | None = None
+) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(connection), revision)
+    command.upgrade(alembic_config(connection, limits), revision)
 
 
-def downgrade(connection: Connection, revision: str) -> None:
+def downgrade(connection: Connection, revision: str, limits: MigrationLimits | None = None) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(connection), revision)
+    command.downgrade(alembic_config(connection, limits), revision)
 
 
-def upgrade_database(url: URL, revision: str = "head") -> None:
-    """Upgrade the database at `url` in one transaction, with no statement timeout."""
+def failed_revision(error: BaseException) -> str:
+    """The revision whose upgrade() raised `error`, found in the traceback."""
+    for frame, _ in traceback.walk_tb(error.__traceback__):
+        revision = frame.f_globals.get("revision")
+        if (
+            frame.f_code.co_name == "upgrade"
+            and "down_revision" in frame.f_globals
+            and isinstance(revision, str)
+        ):
+            return revision
+    return "(unknown)"
+
+
+def failed_statement(error: DBAPIError) -> str:
+    statement = re.sub(r"\s+", " ", str(error.statement or "")).strip()
+    return statement if len(statement) <= 120 else f"{statement[:117]}..."
+
+
+def what_was_applied(limits: MigrationLimits) -> str:
+    if limits.one_transaction:
+        return "no revision was applied"
+    return "the revisions before it are applied, it and those after it are not"
+
+
+def lock_timeout_error(error: DBAPIError, limits: MigrationLimits) -> MigrationLockTimeout:
+    return MigrationLockTimeout(
+        f"revision {failed_revision(error)} could not get a lock within "
+        f"{limits.lock_timeout_ms / 1000:g} s in {limits.lock_attempts} attempt(s) "
+        f"(while running: {failed_statement(error)}); {what_was_applied(limits)}. A long "
+        f"transaction holds a lock on the table it changes: find it with "
+        f"`{LONG_TRANSACTIONS_QUERY}`, let it finish (or end it with pg_terminate_backend(pid)) "
+        "and migrate again, or raise DB_MIGRATION_LOCK_TIMEOUT_MS or DB_MIGRATION_LOCK_ATTEMPTS"
+    )
+
+
+def statement_timeout_error(
+    error: DBAPIError, limits: MigrationLimits
+) -> MigrationStatementTimeout | None:
+    """The error to raise for a statement cancelled by statement_timeout, else None."""
+    if sqlstate_and_constraint(error)[0] != QUERY_CANCELED or "statement timeout" not in str(
+        error.orig
+    ):
+        return None
+    return MigrationStatementTimeout(
+        f"revision {failed_revision(error)} ran a statement for longer than "
+        f"{limits.statement_timeout_ms / 1000:g} s (while running: {failed_statement(error)}); "
+        f"{what_was_applied(limits)}. If it needs longer, start its upgrade() with "
+        "op.execute(\"SET LOCAL statement_timeout = '30min'\"), or raise "
+        "DB_MIGRATION_STATEMENT_TIMEOUT_MS for this run"
+    )
+
+
+def upgrade_database(
+    url: URL, revision: str = "head", limits: MigrationLimits | None = None
+) -> None:
+    """Upgrade the database at `url`, each revision in a transaction of its own, under
+    `limits` (from the settings by default).
+
+    A revision whose wait for a lock timed out is tried again after a pause, up to
+    `limits.lock_attempts` times in all; then MigrationLockTimeout is raised. A
+    statement past the statement timeout raises MigrationStatementTimeout.
+    """
+    limits = limits or MigrationLimits.from_settings()
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     try:
-        with engine.begin() as connection:
-            upgrade(connection, revision)
+        with engine.connect() as connection:
+            # Held through the attempts and the pauses between them, so that other
+            # instances wait here rather than on the table. Should the connection
+            # break, the server releases the lock with it.
+            hold = nullcontext() if limits.one_transaction else migration_lock(connection)
+            with hold:
+                upgrade_with_retries(connection, revision, limits)
     finally:
         engine.dispose()
+
+
+def upgrade_with_retries(connection: Connection, revision: str, limits: MigrationLimits) -> None:
+    for attempt in range(1, limits.lock_attempts + 1):
+        try:
+            with connection.begin() if limits.one_transaction else nullcontext():
+                upgrade(connection, revision, limits)
+            return
+        except DBAPIError as error:
+            if (timed_out := statement_timeout_error(error, limits)) is not None:
+                raise timed_out from error
+            if sqlstate_and_constraint(error)[0] != LOCK_NOT_AVAILABLE:
+                raise
+            if attempt == limits.lock_attempts:
+                raise lock_timeout_error(error, limits) from error
+            pause = limits.backoff_seconds(attempt)
+            logger.warning(
+                "revision %s waited more than %g s for a lock (while running: %s); "
+                "retrying in %g s (attempt %d of %d)",
+                failed_revision(error),
+                limits.lock_timeout_ms / 1000,
+                failed_statement(error),
+                pause,
+                attempt + 1,
+                limits.lock_attempts,
+            )
+            sleep(pause)
 
 
 def create_revision(message: str, url: URL | None = None) -> list[Path]:

@@ -8,32 +8,43 @@ from {{ cookiecutter.package_name }}.api.dependencies import (
     SessionDep,
     SessionFactoryDep,
 )
+from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.responses import (
+    BY_KEY,
+    CONFLICTING_WRITE,
+    QUERIES,
+    WITH_BODY,
+)
 from {{ cookiecutter.package_name }}.api.schemas import (
     AccountCreate,
     AccountRead,
     TransferCreate,
     TransferRead,
 )
-from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
 from {{ cookiecutter.package_name }}.models import Transfer
 from {{ cookiecutter.package_name }}.repositories import AccountRepository
 from {{ cookiecutter.package_name }}.services.transfers import transfer
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], responses=QUERIES)
 
 
-@router.post("/accounts", status_code=status.HTTP_201_CREATED)
+@router.post("/accounts", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
 async def create_account(body: AccountCreate, session: SessionDep) -> AccountRead:
     return AccountRead.model_validate(await AccountRepository(session).create(**body.model_dump()))
 
 
-@router.get("/accounts/{account_id}")
-async def get_account(account_id: Key, session: ReadSessionDep) -> AccountRead:
+@router.get("/accounts/{account_id}", responses=BY_KEY)
+async def get_account(account_id: ApiKey, session: ReadSessionDep) -> AccountRead:
     return AccountRead.model_validate(await AccountRepository(session).get_or_raise(account_id))
 
 
-@router.post("/transfers", status_code=status.HTTP_201_CREATED)
+# 404: an account named in the body does not exist.
+@router.post(
+    "/transfers",
+    status_code=status.HTTP_201_CREATED,
+    responses={**WITH_BODY, **BY_KEY, **CONFLICTING_WRITE},
+)
 async def create_transfer(body: TransferCreate, sessions: SessionFactoryDep) -> TransferRead:
     # Not SessionDep: a retry must start a new transaction, so this route owns its own.
     async def work(session: AsyncSession) -> Transfer:

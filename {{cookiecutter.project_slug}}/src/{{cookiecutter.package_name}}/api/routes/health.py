@@ -1,12 +1,13 @@
 import asyncio
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter
 from sqlalchemy import text
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionFactoryDep
-from {{ cookiecutter.package_name }}.api.errors import UNAVAILABLE_ERRORS
+from {{ cookiecutter.package_name }}.api.errors import DatabaseUnavailable
+from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, error_responses
 
-router = APIRouter(prefix="/health", tags=["health"])
+router = APIRouter(prefix="/health", tags=["health"], responses=ANY_OPERATION)
 READY_TIMEOUT_SECONDS = 2.0
 
 
@@ -16,14 +17,13 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready")
-async def ready(sessions: ReadSessionFactoryDep, response: Response) -> dict[str, str]:
-    """The database answers a trivial query within a bounded time."""
-    # Its own session rather than a dependency: a failure here is an answer, not an error.
+@router.get("/ready", responses=error_responses(503))
+async def ready(sessions: ReadSessionFactoryDep) -> dict[str, str]:
+    """The database answers a trivial query within a bounded time; 503 otherwise."""
+    # Its own session rather than a dependency, to bound the connect as well as the query.
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS), sessions() as session:
             await session.execute(text("SELECT 1"))
-    except (*UNAVAILABLE_ERRORS, TimeoutError):
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return {"status": "unavailable"}
+    except TimeoutError as error:
+        raise DatabaseUnavailable("no answer in time") from error
     return {"status": "ok"}

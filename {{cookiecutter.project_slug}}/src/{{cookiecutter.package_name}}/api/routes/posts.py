@@ -3,15 +3,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
+from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
 from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostPage, PostRead, PostUpdate
-from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.repositories import PostRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
-router = APIRouter(prefix="/posts", tags=["posts"])
+router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
 async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
     posts = PostRepository(session)
     created = await posts.create(**body.model_dump())
@@ -22,8 +23,8 @@ async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
 async def list_posts(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: Key | None = None,
-    author_id: Key | None = None,
+    after: ApiKey | None = None,
+    author_id: ApiKey | None = None,
 ) -> PostPage:
     posts = await PostRepository(session).list_with_authors(
         limit=limit, after=after, author_id=author_id
@@ -32,20 +33,20 @@ async def list_posts(
     return PostPage(items=[PostRead.model_validate(post) for post in posts], next_after=next_after)
 
 
-@router.get("/{post_id}")
-async def get_post(post_id: Key, session: ReadSessionDep) -> PostRead:
+@router.get("/{post_id}", responses=BY_KEY)
+async def get_post(post_id: ApiKey, session: ReadSessionDep) -> PostRead:
     return PostRead.model_validate(await PostRepository(session).get_with_author(post_id))
 
 
-@router.patch("/{post_id}")
-async def update_post(post_id: Key, body: PostUpdate, session: SessionDep) -> PostRead:
+@router.patch("/{post_id}", responses={**BY_KEY, **WITH_BODY})
+async def update_post(post_id: ApiKey, body: PostUpdate, session: SessionDep) -> PostRead:
     posts = PostRepository(session)
     post = await posts.get_with_author(post_id)
     await posts.update(post, **body.model_dump(exclude_unset=True))
     return PostRead.model_validate(post)
 
 
-@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_post(post_id: Key, session: SessionDep) -> None:
+@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=BY_KEY)
+async def delete_post(post_id: ApiKey, session: SessionDep) -> None:
     posts = PostRepository(session)
     await posts.delete(await posts.get_or_raise(post_id))

@@ -1,0 +1,106 @@
+"""The OpenAPI document tells the truth: error answers, their schema, the bounds of keys.
+
+tests/api/contract.py checks each answer the tests get against it; these tests check
+the document as a whole, and that the check itself catches an undocumented answer.
+"""
+
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Response
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.api.conftest import checked_client
+
+ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
+# The one operation that never touches the database, and so cannot answer 503. An
+# operation without parameters or body (the health checks) cannot answer 422 either.
+NO_DATABASE = {("get", "/health/live")}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    openapi: dict[str, Any] = create_app(Settings()).openapi()
+    return openapi
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, path_item in document["paths"].items()
+        for method, operation in path_item.items()
+    ]
+
+
+def test_every_error_answer_has_the_error_schema(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == ERROR_SCHEMA, (method, path, status)
+
+
+def test_every_operation_documents_the_errors_it_can_answer(document: dict[str, Any]) -> None:
+    for method, path, operation in operations(document):
+        documented = set(operation["responses"])
+        assert "500" in documented, (method, path)
+        if (method, path) not in NO_DATABASE:
+            assert "503" in documented, (method, path)
+        if operation.get("parameters") or "requestBody" in operation:
+            assert "422" in documented, (method, path)
+        if "requestBody" in operation:
+            assert "400" in documented, (method, path)
+        if any(parameter["in"] == "path" for parameter in operation.get("parameters", [])):
+            assert "404" in documented, (method, path)
+
+
+def bounded(schema: dict[str, Any]) -> bool:
+    """A key's schema: a UUID, or an integer with both bounds (null allowed besides)."""
+    choices = [choice for choice in schema.get("anyOf", [schema]) if choice != {"type": "null"}]
+    return all(
+        choice.get("format") == "uuid"
+        or (choice.get("type") == "integer" and {"minimum", "maximum"} <= set(choice))
+        for choice in choices
+    )
+
+
+def test_every_key_and_integer_parameter_is_bounded(document: dict[str, Any]) -> None:
+    parameters = [
+        (path, parameter)
+        for _, path, operation in operations(document)
+        for parameter in operation.get("parameters", [])
+    ]
+    for path, parameter in parameters:
+        schema = parameter["schema"]
+        if parameter["in"] == "path" or "integer" in str(schema) or "uuid" in str(schema):
+            assert bounded(schema), (path, parameter["name"], schema)
+
+
+def test_the_error_schema_names_code_and_message(document: dict[str, Any]) -> None:
+    detail = document["components"]["schemas"]["ErrorDetail"]
+    assert detail["required"] == ["code", "message"]
+    assert detail["additionalProperties"] is False
+
+
+async def test_an_answer_the_document_does_not_list_fails_the_test(api: FastAPI) -> None:
+    @api.get("/teapot", responses=ANY_OPERATION)
+    async def teapot(response: Response) -> None:
+        response.status_code = 418
+
+    async with checked_client(api) as client:
+        with pytest.raises(AssertionError, match="GET /teapot answered 418"):
+            await client.get("/teapot")
+
+
+async def test_an_error_answer_outside_the_error_shape_fails_the_test(api: FastAPI) -> None:
+    @api.get("/legacy", responses=ANY_OPERATION)
+    async def legacy(response: Response) -> dict[str, str]:
+        response.status_code = 500
+        return {"detail": "the framework's own shape"}
+
+    async with checked_client(api) as client:
+        with pytest.raises(ValidationError, match="ErrorResponse"):
+            await client.get("/legacy")

@@ -1,0 +1,125 @@
+"""What migrations/env.py accepts: a sync Engine, a sync Connection with or without an open
+transaction (the Alembic cookbook's pattern), and no database at all (`upgrade --sql`).
+
+Every way runs the revisions under the migration timeouts, which do not stay on
+the pooled connection afterwards.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine, create_engine, text
+
+from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, alembic_config
+from {{ cookiecutter.package_name }}.models import Base
+from {{ cookiecutter.package_name }}.settings import get_settings
+from tests.harness.postgres import SessionDatabase
+from tests.migration_copies import copy_migrations, offline_sql
+
+# What the probe revision sees of the session it runs on.
+RECORD_SESSION = """
+op.execute(
+    "CREATE TABLE session_probe AS SELECT pg_backend_pid() AS pid, "
+    "current_setting('lock_timeout') AS lock_timeout, "
+    "current_setting('statement_timeout') AS statement_timeout"
+)
+"""
+WAYS_IN = ["engine", "connection", "connection in a transaction"]
+
+
+@pytest.fixture
+def settings_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Timeouts the probe can recognise, read afresh from the environment."""
+    monkeypatch.setenv("DB_MIGRATION_LOCK_TIMEOUT_MS", "1234")
+    monkeypatch.setenv("DB_MIGRATION_STATEMENT_TIMEOUT_MS", "4321")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def engine(
+    database: SessionDatabase,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings_environment: None,
+) -> Iterator[Engine]:
+    """An engine with one pooled connection, on a clone of the migrated database
+    with one pending revision: the probe."""
+    copy = copy_migrations(tmp_path / "project", monkeypatch)
+    copy.add("session_probe", RECORD_SESSION, "op.drop_table('session_probe')")
+    name, url = database.clones.take()
+    engine = create_engine(url.set(drivername="postgresql+psycopg"), pool_size=1, max_overflow=0)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        database.clones.release(name)
+
+
+def session_settings(engine: Engine) -> tuple[object, ...]:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text(
+                "SELECT pg_backend_pid(), current_setting('lock_timeout'), "
+                "current_setting('statement_timeout')"
+            )
+        ).one()
+    return tuple(row)
+
+
+@pytest.mark.parametrize("way_in", WAYS_IN)
+def test_revisions_run_under_the_timeouts_whatever_is_handed_in(
+    engine: Engine, way_in: str
+) -> None:
+    pid, *defaults = session_settings(engine)
+    config = alembic_config()
+    if way_in == "engine":
+        config.attributes["connection"] = engine
+        command.upgrade(config, "head")
+    elif way_in == "connection":
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    else:
+        # The Alembic cookbook's "sharing a connection" pattern.
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    with engine.connect() as connection:
+        probe = connection.execute(text("SELECT * FROM session_probe")).one()
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert tuple(probe) == (pid, "1234ms", "4321ms")
+    assert version == "session_probe"
+    # The same pooled connection, back to what it had before.
+    assert session_settings(engine) == (pid, *defaults)
+
+
+def test_anything_else_handed_in_is_refused_by_name(engine: Engine) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = str(engine.url)
+    with pytest.raises(TypeError, match="must be a sync SQLAlchemy Connection or Engine, not str"):
+        command.upgrade(config, "head")
+
+
+def test_upgrade_sql_needs_no_database_url(
+    settings_environment: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    # Away from any .env that could set DATABASE_URL.
+    monkeypatch.chdir(tmp_path)
+    sql = offline_sql(alembic_config())
+    for table in ["alembic_version", *Base.metadata.tables]:
+        assert f"CREATE TABLE {table} (" in sql
+    # The lock and the timeouts first, inside the transaction.
+    begin = sql.index("BEGIN;")
+    first_table = sql.index("CREATE TABLE")
+    for statement in (
+        f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK});",
+        "SET LOCAL lock_timeout = '1234ms';",
+        "SET LOCAL statement_timeout = '4321ms';",
+    ):
+        assert begin < sql.index(statement) < first_table
+    assert sql.rstrip().endswith("COMMIT;")

@@ -188,13 +188,15 @@ def create_user(base: str, email: str) -> None:
         assert response.status == 201
 
 
-def test_default_service_runs_on_its_embedded_database_with_two_workers(workspace: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_default_service_runs_on_its_embedded_database(workspace: Path, workers: int) -> None:
     project = render_into(workspace)
     bin_dir = install(project)
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    command = ["serve", "--port", str(port), "--workers", str(workers)]
     service = subprocess.Popen(
-        [str(bin_dir / "inventory_service"), "serve", "--port", str(port), "--workers", "2"],
+        [str(bin_dir / "inventory_service"), *command],
         cwd=project,
         env=environment,
         stdout=subprocess.PIPE,
@@ -210,16 +212,18 @@ def test_default_service_runs_on_its_embedded_database_with_two_workers(workspac
             assert b"ada@example.com" in response.read()
         with urllib.request.urlopen(f"{base}/health/ready") as response:
             assert response.status == 200
-        started = read_until_workers_started(service, count=2)
-        workers = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", started)]
-        # With one worker stopped, the other answers every request alone: both serve.
-        for stopped in workers:
-            os.kill(stopped, signal.SIGSTOP)
-            try:
-                for attempt in range(3):
-                    create_user(base, f"user-{stopped}-{attempt}@example.com")
-            finally:
-                os.kill(stopped, signal.SIGCONT)
+        started = read_until_workers_started(service, count=workers)
+        if workers > 1:
+            pids = [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", started)]
+            # With one worker stopped, another answers every request alone: each serves.
+            for stopped in pids:
+                os.kill(stopped, signal.SIGSTOP)
+                try:
+                    for attempt in range(3):
+                        create_user(base, f"user-{stopped}-{attempt}@example.com")
+                finally:
+                    os.kill(stopped, signal.SIGCONT)
+        server_pid = int((project / ".postgres" / "data" / "postmaster.pid").read_text().split()[0])
     finally:
         # What docker stop, systemd and Kubernetes send.
         service.send_signal(signal.SIGTERM)
@@ -229,6 +233,7 @@ def test_default_service_runs_on_its_embedded_database_with_two_workers(workspac
     data = project / ".postgres" / "data"
     assert (data / "PG_VERSION").is_file()
     assert not (data / "postmaster.pid").exists(), "the embedded server was left running"
+    assert not Path(f"/proc/{server_pid}").exists(), "the embedded server was left running"
 
 
 def read_until_workers_started(service: "subprocess.Popen[str]", count: int) -> str:

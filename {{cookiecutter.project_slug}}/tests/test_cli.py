@@ -28,14 +28,9 @@ from sqlalchemy import URL, make_url
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db import migrations
-from {{ cookiecutter.package_name }}.db.local import (
-    as_account,
-    embedded_cluster,
-    embedded_root,
-    hand_over,
-    postmaster_pid,
-    server_account,
-)
+from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
+from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
+from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 DATABASE = "{{ cookiecutter.package_name }}"

@@ -1,6 +1,5 @@
 """Run the project's Alembic migrations from code (CLI, tests, start-up)."""
 
-import importlib
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,19 +15,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The advisory lock migrations/env.py takes, so that instances starting together
 # migrate one after another. Any fixed number will do if every process uses it.
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
-# Alembic and what migrations/env.py imports: ~0.3 s before the first revision runs.
-MIGRATION_MODULES = (
-    "alembic.command",
-    "{{ cookiecutter.package_name }}.db.engine",
-    "{{ cookiecutter.package_name }}.models",
-    "{{ cookiecutter.package_name }}.settings",
-)
-
-
-def import_migration_modules() -> None:
-    """Import what migrating needs, e.g. in a thread while a server starts."""
-    for name in MIGRATION_MODULES:
-        importlib.import_module(name)
 
 
 def alembic_config(connection: Connection | None = None) -> "Config":

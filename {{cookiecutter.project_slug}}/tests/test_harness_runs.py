@@ -19,7 +19,7 @@ from sqlalchemy import URL
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from {{ cookiecutter.package_name }}.localpg.cache import build_cache
-from {{ cookiecutter.package_name }}.localpg.processes import is_alive, postmaster_pid
+from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
 from {{ cookiecutter.package_name }}.localpg.scratch import locked, reap, scratch_root
 from tests.harness.databases import project_migrations
 
@@ -145,10 +145,6 @@ def wait_for_report(run: subprocess.Popen[str], folder: Path) -> dict[str, str]:
         assert time.monotonic() < deadline, "the run never reached its test"
         time.sleep(0.05)
     return found[0]
-
-
-def is_running(pid: int) -> bool:
-    return is_alive(str(pid))
 
 
 @pytest.fixture

@@ -43,6 +43,11 @@ def is_alive(identity: str) -> bool:
     return process_identity(pid) == identity or "-" not in identity
 
 
+def is_running(pid: int) -> bool:
+    """Whether the process with this pid, whatever started it, is running."""
+    return is_alive(str(pid))
+
+
 def is_postgres(pid: int) -> bool:
     """Whether `pid` is a running server process."""
     if not HAS_PROCFS:

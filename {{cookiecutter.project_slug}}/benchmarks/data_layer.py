@@ -3,28 +3,25 @@
     uv run python benchmarks/data_layer.py              # on a throwaway cluster
     uv run python benchmarks/data_layer.py --scale 0.1  # a tenth of the work, quicker
 
-Every figure comes from one run on one server (the test harness's private
-cluster, or TEST_DATABASE_URL's server), so compare the ratios, not the
-absolute times, across machines. Each timing is the best of --repeat runs.
+Every figure comes from one run on one server (a throwaway cluster made from
+the test harness's migrated cache), so compare the ratios, not the absolute
+times, across machines. Each timing is the best of --repeat runs.
 """
 
 import argparse
 import asyncio
 import statistics
-import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from pydantic import SecretStr
 from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.engine import (
@@ -34,11 +31,15 @@ from {{ cookiecutter.package_name }}.db.engine import (
 {%- if cookiecutter.id_type == "uuid" %}
 from {{ cookiecutter.package_name }}.db.ids import uuid7
 {%- endif %}
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
 from {{ cookiecutter.package_name }}.db.session import (
     make_read_session_factory,
     make_session_factory,
     transaction,
 )
+from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
+from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from {{ cookiecutter.package_name }}.models import Post, User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -462,12 +463,18 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = Sizes(repeat=arguments.repeat).scaled(arguments.scale)
 
-    from tests.harness.postgres import session_database
-
-    with session_database() as database:
-        url = database.url.render_as_string(hide_password=False)
+    with benchmark_database() as url:
         report = asyncio.run(run(url, sizes, arguments.only))
     report.print()
+
+
+@contextmanager
+def benchmark_database() -> Iterator[str]:
+    """A migrated database on a throwaway cluster of its own (the test harness's cache)."""
+    migrations = Migrations(folder=PROJECT_ROOT / "migrations", apply=upgrade_database)
+    name = f"benchmark-{uuid.uuid4().hex[:8]}"
+    with shared_cluster(find_bindir(), name, migrations) as cluster:
+        yield cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":

@@ -24,18 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
-
-from {{ cookiecutter.package_name }}.db.local import (  # noqa: E402
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
+from {{ cookiecutter.package_name }}.localpg.account import (
     ServerAccount,
     as_account,
-    find_bindir,
     hand_over,
     is_reachable,
     server_account,
 )
-from tests.harness.postgres import base_key, cache_key, locked, scratch_root  # noqa: E402
+from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
+from {{ cookiecutter.package_name }}.localpg.cache import base_key, cache_key
+from {{ cookiecutter.package_name }}.localpg.scratch import locked, scratch_root
 
 HARNESS_TEST = """
 async def test_INDEX(db_session):
@@ -119,9 +118,9 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
     project = [
         "-p",
         "tests.conftest",
-        f"--rootdir={PROJECT}",
+        f"--rootdir={PROJECT_ROOT}",
         "-c",
-        str(PROJECT / "pyproject.toml"),
+        str(PROJECT_ROOT / "pyproject.toml"),
     ]
     env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
     header = "import pytest\nfrom sqlalchemy import text\n"
@@ -137,7 +136,7 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
             with locked(scratch_root()):
                 for cache in clear:
                     shutil.rmtree(scratch_root() / cache, ignore_errors=True)
-            return run_pytest(python, test_file, *project, *options, cwd=PROJECT, env=env)
+            return run_pytest(python, test_file, *project, *options, cwd=PROJECT_ROOT, env=env)
 
         return best_of(repeat, run_once)
 
@@ -146,7 +145,10 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
         "floor N": measure("floor", count, FLOOR_TEST),
     }
     bindir = find_bindir()
-    base, migrated = f"base-{base_key(bindir)}", f"cache-{cache_key(bindir)}"
+    base, migrated = (
+        f"base-{base_key(bindir)}",
+        f"cache-{cache_key(bindir, PROJECT_ROOT / 'migrations')}",
+    )
     runs["first 1"] = measure("first", 1, HARNESS_TEST, clear=(base, migrated))
     runs["changed 1"] = measure("changed", 1, HARNESS_TEST, clear=(migrated,))
     runs["harness 1"] = measure("harness", 1, HARNESS_TEST)

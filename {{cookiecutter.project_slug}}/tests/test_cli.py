@@ -17,14 +17,9 @@ from sqlalchemy import URL, make_url
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db import migrations
-from {{ cookiecutter.package_name }}.db.local import (
-    as_account,
-    embedded_cluster,
-    embedded_root,
-    hand_over,
-    postmaster_pid,
-    server_account,
-)
+from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
+from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
+from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 DATABASE = "{{ cookiecutter.package_name }}"
@@ -44,16 +39,6 @@ def datadir_of(project: Path) -> Path:
 
 def connect(url: URL) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(host=str(url.query["host"]), user=url.username, dbname=url.database)
-
-
-def is_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another account's
-    return True
 
 
 @pytest.fixture(scope="module")

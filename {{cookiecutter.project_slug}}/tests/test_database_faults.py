@@ -16,8 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
-from tests.harness.postgres import TEMPLATE_DATABASE, shared_cluster
+from tests.harness.databases import project_migrations
 
 SECRET = "s3cret-Pa55"
 POOL_TIMEOUT = 0.25
@@ -67,8 +69,10 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_failed_reque
 
 async def test_the_next_unit_of_work_succeeds_after_a_database_restart(server_bindir: Path) -> None:
     # A cluster of this test's own: stopping the shared one would break other tests.
-    with shared_cluster(server_bindir, name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:
-        url = cluster.url(TEMPLATE_DATABASE).render_as_string(hide_password=False)
+    with shared_cluster(
+        server_bindir, f"restart-{uuid.uuid4().hex[:8]}", project_migrations()
+    ) as cluster:
+        url = cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
         # One pooled connection, so the one the restart killed is the one reused.
         settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)
         engine = create_async_engine_from_settings(settings)

@@ -9,17 +9,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
-from tests.harness.isolation import rolled_back_connection, savepoint_sessions
-from tests.harness.postgres import (
+from {{ cookiecutter.package_name }}.localpg.cache import cache_key
+from {{ cookiecutter.package_name }}.localpg.processes import process_identity
+from tests.harness.databases import (
     EXTERNAL_PREFIX,
-    SessionDatabase,
-    cache_key,
     external_database,
     external_owner_tag,
-    process_identity,
     reap_external,
 )
+from tests.harness.isolation import rolled_back_connection, savepoint_sessions
 from tests.harness.queries import QueryGuard
+from tests.harness.servers import SessionDatabase
 
 pytestmark = pytest.mark.harness
 

@@ -11,13 +11,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from sqlalchemy import URL
 
-from {{ cookiecutter.package_name }}.db.local import postmaster_pid
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
-from tests.harness.postgres import build_cache, is_alive, locked, reap, scratch_root
+from {{ cookiecutter.package_name }}.localpg.cache import build_cache
+from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
+from {{ cookiecutter.package_name }}.localpg.scratch import locked, reap, scratch_root
+from tests.harness.databases import project_migrations
 
 # Every run here starts a private cluster, also when TEST_DATABASE_URL is set.
 pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
@@ -53,7 +57,7 @@ async def test_wait(db_session):
 
 SERVER_KILLING_TEST = """
 import signal, time
-from {{ cookiecutter.package_name }}.db.local import postmaster_pid
+from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 
 async def test_kill_the_server(db_session):
     await report(db_session, "kill")
@@ -143,10 +147,6 @@ def wait_for_report(run: subprocess.Popen[str], folder: Path) -> dict[str, str]:
     return found[0]
 
 
-def is_running(pid: int) -> bool:
-    return is_alive(str(pid))
-
-
 @pytest.fixture
 def reports_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "reports"
@@ -227,20 +227,18 @@ def test_the_next_session_reaps_a_killed_run(tmp_path: Path, reports_dir: Path) 
     assert not is_running(pid)
 
 
-def test_failed_cache_build_leaves_no_server_and_no_folder(
-    monkeypatch: pytest.MonkeyPatch, server_bindir: Path
-) -> None:
-    def broken_migration(url: object) -> None:
+def test_failed_cache_build_leaves_no_server_and_no_folder(server_bindir: Path) -> None:
+    def broken_migration(url: URL) -> None:
         raise RuntimeError("migration failed")
 
-    monkeypatch.setattr("tests.harness.postgres.upgrade_database", broken_migration)
+    migrations = replace(project_migrations(), apply=broken_migration)
     root = scratch_root()
     target = root / "cache-never-published"
     # Under the lock, as sessions build: no other session's build folder comes or goes.
     with locked(root):
         builds_before = set(root.glob("build-*"))
         with pytest.raises(RuntimeError, match="migration failed"):
-            build_cache(server_bindir, root, target)
+            build_cache(server_bindir, root, target, migrations)
         assert not target.exists()
         assert set(root.glob("build-*")) == builds_before
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 
 pytestmark = pytest.mark.harness
 

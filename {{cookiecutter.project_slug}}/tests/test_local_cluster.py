@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.db.local import (
+from {{ cookiecutter.package_name }}.localpg.binaries import (
     INSTALL_HELP,
-    Cluster,
     PostgresNotFound,
     bindir_candidates,
     find_bindir,
 )
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 
 
 def test_pg_bindir_wins(monkeypatch: pytest.MonkeyPatch, server_bindir: Path) -> None:

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, create_engine, text
 from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, alembic_config
 from {{ cookiecutter.package_name }}.models import Base
 from {{ cookiecutter.package_name }}.settings import get_settings
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 from tests.migration_copies import copy_migrations, offline_sql
 
 # What the probe revision sees of the session it runs on.

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.db.migrations import (
     upgrade_database,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 from tests.migration_copies import MigrationsCopy, copy_migrations
 
 # Short enough for a quick test, long enough for a reader to queue behind the ALTER.

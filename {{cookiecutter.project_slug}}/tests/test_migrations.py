@@ -35,7 +35,7 @@ from {{ cookiecutter.package_name }}.db.migrations import (
     upgrade,
 )
 from {{ cookiecutter.package_name }}.models import Base
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 
 # Migrate commands started together; two suffice, since the lock is held until both wait.
 INSTANCES = 2

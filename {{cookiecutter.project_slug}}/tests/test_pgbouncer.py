@@ -32,7 +32,7 @@ from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.pgbouncer import INSTALL_HINT, PgBouncerError, find_pgbouncer, pgbouncer
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 
 CLIENTS = 16
 

@@ -14,7 +14,7 @@ from sqlalchemy import URL, create_engine, text
 from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }}.db.migrations import alembic_config, upgrade_database
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 from tests.migration_copies import MigrationsCopy, copy_migrations, offline_sql
 
 # Where each revision's SQL starts in the offline output.

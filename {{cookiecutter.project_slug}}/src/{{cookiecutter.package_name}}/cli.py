@@ -21,13 +21,10 @@ from pydantic import SecretStr
 from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }}.db.local import (
-    ClusterError,
-    ClusterInUse,
-    PostgresNotFound,
-    embedded_cluster,
-)
 from {{ cookiecutter.package_name }}.db.migrations import MigrationTimeout, create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
+from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
+from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 

@@ -8,9 +8,11 @@ import pytest
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import SECRET, client_for
-from tests.harness.postgres import TEMPLATE_DATABASE, shared_cluster
+from tests.harness.databases import project_migrations
 
 
 async def test_starts_while_the_database_is_down_and_says_so(
@@ -28,8 +30,10 @@ async def test_starts_while_the_database_is_down_and_says_so(
 
 async def test_recovers_when_the_database_restarts(server_bindir: Path) -> None:
     # A cluster of this test's own: stopping the shared one would break other tests.
-    with shared_cluster(server_bindir, name=f"restart-{uuid.uuid4().hex[:8]}") as cluster:
-        url = cluster.url(TEMPLATE_DATABASE).render_as_string(hide_password=False)
+    with shared_cluster(
+        server_bindir, f"restart-{uuid.uuid4().hex[:8]}", project_migrations()
+    ) as cluster:
+        url = cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
         # One pooled connection, so the one the restart killed is the one reused.
         settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)
         async with client_for(create_app(settings)) as client:

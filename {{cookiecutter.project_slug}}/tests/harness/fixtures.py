@@ -18,10 +18,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from {{ cookiecutter.package_name }}.db.local import PostgresNotFound, find_bindir
+from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
 {%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
+from tests.harness.databases import session_database
+from tests.harness.identity import RunIdentity
 from tests.harness.isolation import (
     ISOLATED_MARKER,
     DatabaseScope,
@@ -29,8 +31,8 @@ from tests.harness.isolation import (
     engine_for,
     isolated_engine,
 )
-from tests.harness.postgres import RunIdentity, SessionDatabase, session_database
 from tests.harness.queries import QueryGuard, max_queries
+from tests.harness.servers import SessionDatabase
 {%- if cookiecutter.use_fastapi %}
 
 if TYPE_CHECKING:

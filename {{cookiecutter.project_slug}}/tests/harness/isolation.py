@@ -25,7 +25,7 @@ from {{ cookiecutter.package_name }}.db.session import (
     make_session_factory,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.postgres import SessionDatabase
+from tests.harness.servers import SessionDatabase
 
 ISOLATED_MARKER = "isolated_db"
 

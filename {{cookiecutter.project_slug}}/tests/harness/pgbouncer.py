@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import URL
 
-from {{ cookiecutter.package_name }}.db.local import as_account, hand_over, server_account
-from tests.harness.postgres import scratch_root
+from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
+from {{ cookiecutter.package_name }}.localpg.scratch import scratch_root
 
 LISTEN_PORT = 6432
 SERVER_CONNECTIONS = 2

@@ -7,7 +7,6 @@ So each migration transaction runs with a lock timeout and a statement timeout
 that gave up waiting for a lock again after a pause, a bounded number of times.
 """
 
-import importlib
 import logging
 import re
 import traceback
@@ -37,13 +36,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The advisory lock migrations/env.py takes, so that instances starting together
 # migrate one after another. Any fixed number will do if every process uses it.
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
-# Alembic and what migrations/env.py imports: ~0.3 s before the first revision runs.
-MIGRATION_MODULES = (
-    "alembic.command",
-    "{{ cookiecutter.package_name }}.db.engine",
-    "{{ cookiecutter.package_name }}.models",
-    "{{ cookiecutter.package_name }}.settings",
-)
 # Where alembic_config() puts the limits for migrations/env.py to read.
 LIMITS_ATTRIBUTE = "migration_limits"
 # SQLSTATEs of a statement cancelled by lock_timeout, and by statement_timeout (or by hand).
@@ -108,12 +100,6 @@ class MigrationLimits:
     def backoff_seconds(self, attempt: int) -> float:
         """The pause after failed attempt number `attempt` (1 for the first)."""
         return self.first_backoff_seconds * 2.0 ** (attempt - 1)
-
-
-def import_migration_modules() -> None:
-    """Import what migrating needs, e.g. in a thread while a server starts."""
-    for name in MIGRATION_MODULES:
-        importlib.import_module(name)
 
 
 def alembic_config(

@@ -1,0 +1,74 @@
+"""The embedded default: a durable private cluster kept in the project, for the CLI.
+
+With DATABASE_URL unset, `migrate`, `revision` and `serve` run on it, so a new
+clone runs with one command.
+"""
+
+import hashlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from {{ cookiecutter.package_name }}.localpg.account import ServerAccount, hand_over, is_reachable, server_account
+from {{ cookiecutter.package_name }}.localpg.cluster import MAX_SOCKET_DIR_LENGTH, Cluster
+from {{ cookiecutter.package_name }}.localpg.errors import ClusterInUse
+from {{ cookiecutter.package_name }}.localpg.processes import running_server
+
+logger = logging.getLogger(__name__)
+
+
+def _socket_dir_for(root: Path, account: ServerAccount | None) -> Path:
+    if len(str(root)) <= MAX_SOCKET_DIR_LENGTH:
+        return root
+    short = Path(tempfile.mkdtemp(prefix="pg-"))
+    hand_over(short, account)
+    return short
+
+
+def embedded_root(root: Path) -> Path:
+    """`root`, or a stable stand-in under the temp dir when the server cannot reach it.
+
+    As root, the server runs as another account, which cannot enter folders such
+    as /root or pytest's temporary directories.
+    """
+    root = root.resolve()
+    if is_reachable(root, server_account()):
+        return root
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"postgres-{root.parent.name}-{digest}"
+
+
+@contextmanager
+def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
+    """A durable private cluster in `root`, running for the duration of the block."""
+    requested, root = root, embedded_root(root)
+    if root != requested.resolve():
+        logger.warning("%s is not reachable by the server account; using %s", requested, root)
+    # Checked before anything is touched; start() checks again, for a server started since.
+    running = running_server(root / "data")
+    if running is not None:
+        raise ClusterInUse(root / "data", running)
+    account = server_account()
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    hand_over(root, account)
+    socket_dir = _socket_dir_for(root, account)
+    cluster = Cluster(root / "data", socket_dir=socket_dir, durable=True)
+    if not (cluster.datadir / "PG_VERSION").exists():
+        logger.info("creating a private PostgreSQL cluster in %s", cluster.datadir)
+        cluster.initdb()
+    try:
+        cluster.start()
+        # Only a server this block started is stopped: never one it refused to adopt.
+        try:
+            cluster.create_database(database)
+            yield cluster.url(database)
+        finally:
+            cluster.stop()
+    finally:
+        if socket_dir != root:
+            shutil.rmtree(socket_dir, ignore_errors=True)

@@ -1,0 +1,66 @@
+"""A run's cluster: a copy of the migrated cache, shared by the processes of one run.
+
+The first process to join starts it, every process records itself as an owner,
+and the last one out stops and removes it. A run whose owners were all killed is
+reaped by the next one to start.
+"""
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.localpg.account import server_account
+from {{ cookiecutter.package_name }}.localpg.cache import (
+    Migrations,
+    base_key,
+    build_cache,
+    cache_key,
+    copy_cluster,
+)
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.processes import is_alive, process_identity
+from {{ cookiecutter.package_name }}.localpg.scratch import (
+    locked,
+    reap,
+    remove_stale_caches,
+    scratch_root,
+)
+
+
+@contextlib.contextmanager
+def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[Cluster]:
+    """Join the cluster called `name`, starting it if we are first; stop it if we are last out."""
+    root = scratch_root()
+    account = server_account()
+    run = root / f"run-{name}"
+    owner = run / "owners" / process_identity(os.getpid())
+    cluster = Cluster(run / "data", bindir=bindir)
+    with locked(root):
+        reap(root)
+        cache = root / f"cache-{cache_key(bindir, migrations.folder)}"
+        if not cache.is_dir():
+            build_cache(bindir, root, cache, migrations)
+            remove_stale_caches(root, keep=cache)
+        for used in (cache, root / f"base-{base_key(bindir)}"):
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(used)
+        if not run.is_dir():
+            try:
+                copy_cluster(cache, run, account)
+                (run / "owners").mkdir()
+                cluster.start()
+            except BaseException:
+                cluster.stop(discard=True)
+                shutil.rmtree(run, ignore_errors=True)
+                raise
+        owner.touch()
+    try:
+        yield cluster
+    finally:
+        with locked(root):
+            owner.unlink(missing_ok=True)
+            if not any(is_alive(other.name) for other in (run / "owners").iterdir()):
+                cluster.stop(discard=True)
+                shutil.rmtree(run, ignore_errors=True)

@@ -1,0 +1,68 @@
+"""The scratch folder where throwaway clusters, their caches and their runs live.
+
+One folder per user, on tmpfs when it has room. Whatever builds, starts, stops
+or reaps there holds its lock, so concurrent runs never see half-done work.
+"""
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from {{ cookiecutter.package_name }}.localpg.processes import is_alive, stop_postmaster
+
+MIN_TMPFS_FREE_BYTES = 512 * 1024 * 1024
+STALE_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def scratch_root() -> Path:
+    """Where clusters live: tmpfs when it has room (much faster), else the temp dir."""
+    shm = Path("/dev/shm")
+    base = Path(tempfile.gettempdir())
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        usage = shutil.disk_usage(shm)
+        if usage.free >= MIN_TMPFS_FREE_BYTES:
+            base = shm
+    # Per user: another user's runs, caches and locks are not ours to touch.
+    root = base / f"{{ cookiecutter.package_name }}-postgres-{os.getuid()}"
+    root.mkdir(exist_ok=True)
+    # The server account (when we are root) must be able to traverse it.
+    root.chmod(0o755)
+    return root
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """One process at a time builds caches, starts, stops and reaps clusters."""
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def reap(root: Path) -> list[Path]:
+    """Remove what crashed or killed runs left: their servers, runs and half-built caches.
+
+    Call with the lock held: a build in progress holds it, so any build folder
+    seen here was abandoned, and a run whose owners are all dead is an orphan.
+    """
+    reaped = []
+    for folder in [*root.glob("build-*"), *root.glob("run-*")]:
+        owners = folder / "owners"
+        if owners.is_dir() and any(is_alive(owner.name) for owner in owners.iterdir()):
+            continue
+        stop_postmaster(folder / "data", discard=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        reaped.append(folder)
+    return reaped
+
+
+def remove_stale_caches(root: Path, keep: Path) -> None:
+    """Caches of old migrations or servers, unused for a week (each use touches its cache)."""
+    cutoff = time.time() - STALE_CACHE_SECONDS
+    for cache in [*root.glob("cache-*"), *root.glob("base-*")]:
+        if cache != keep and cache.stat().st_mtime < cutoff:
+            shutil.rmtree(cache, ignore_errors=True)

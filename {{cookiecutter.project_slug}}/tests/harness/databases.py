@@ -1,0 +1,161 @@
+"""The session's database: a private cluster, or the server in TEST_DATABASE_URL.
+
+A private cluster is a copy of the migrated cache (localpg.cache), shared by every
+process of a run (pytest-xdist workers included), each with its own database cloned
+from the migrated one; the last process out stops the server. On an external server
+the databases are named after the process that owns them, so that the next run can
+drop what a killed run left.
+"""
+
+import contextlib
+import hashlib
+import importlib
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import make_url
+
+from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
+from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
+from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.processes import is_alive, postmaster_pid, process_identity
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
+from tests.harness.identity import RunIdentity
+from tests.harness.servers import Server, SessionDatabase, session_clones
+
+# Alembic and what migrations/env.py imports: ~0.3 s before the first revision runs.
+MIGRATION_MODULES = (
+    "alembic.command",
+    "{{ cookiecutter.package_name }}.db.engine",
+    "{{ cookiecutter.package_name }}.models",
+    "{{ cookiecutter.package_name }}.settings",
+)
+
+
+def import_migration_modules() -> None:
+    """Import what migrating needs, e.g. in a thread while a server starts."""
+    for name in MIGRATION_MODULES:
+        importlib.import_module(name)
+
+
+def project_migrations() -> Migrations:
+    return Migrations(
+        folder=PROJECT_ROOT / "migrations",
+        apply=upgrade_database,
+        preload=import_migration_modules,
+    )
+
+
+def died(cluster: Cluster) -> str | None:
+    """Why the run's server is gone (killed, out of memory), or None while it runs."""
+    pid = postmaster_pid(cluster.datadir)
+    if pid is not None and is_alive(process_identity(pid)):
+        return None
+    return (
+        f"the test PostgreSQL server stopped during the run; its log, {cluster.log_path}, "
+        f"ends with:\n{cluster.log_tail(lines=3)}\n"
+    )
+
+
+@contextlib.contextmanager
+def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
+    # The first engine imports asyncpg (~50 ms): do it while the cluster is copied and started.
+    with ThreadPoolExecutor(max_workers=1) as preload:
+        driver = preload.submit(importlib.import_module, "asyncpg")
+        with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
+            driver.result()
+            server = Server(cluster.url("postgres", driver="asyncpg"))
+            url = server.clone(MIGRATED_DATABASE, f"{MIGRATED_DATABASE}_{identity.worker}")
+            with session_clones(server, MIGRATED_DATABASE) as clones:
+                yield SessionDatabase(
+                    url=url, server=server, clones=clones, server_gone=partial(died, cluster)
+                )
+
+
+EXTERNAL_PREFIX = "test_{{ cookiecutter.package_name }}"[:21]
+
+
+def external_owner_tag() -> str:
+    """Names this process in database names: host, pid and start time.
+
+    The next run on this host drops the databases of a run whose process is gone
+    (killed, or interrupted before its clean-up); other hosts' runs are left alone.
+    """
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+    return f"{host}_{process_identity(os.getpid()).replace('-', '_')}"
+
+
+def reap_external(server: Server) -> list[str]:
+    """Drop this host's test databases whose run has ended without dropping them."""
+    host = external_owner_tag().split("_", 1)[0]
+    # pid, then its start time where the platform tells it (not on macOS).
+    pattern = re.compile(rf"{re.escape(EXTERNAL_PREFIX)}_{host}_(\d+)(?:_(\d+))?(_|$)")
+    with server.connect() as connection:
+        names = [
+            str(name)
+            for (name,) in connection.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
+                (f"{EXTERNAL_PREFIX}_{host}_",),
+            )
+        ]
+    # Clones and the session database before the template they were copied from.
+    orphans = sorted(
+        (
+            name
+            for name in names
+            if (owner := pattern.match(name))
+            and not is_alive(f"{owner[1]}-{owner[2]}" if owner[2] else owner[1])
+        ),
+        key=len,
+        reverse=True,
+    )
+    for name in orphans:
+        server.drop(name)
+    return orphans
+
+
+@contextlib.contextmanager
+def external_database(server_url: str) -> Iterator[SessionDatabase]:
+    """Databases on an existing server, named after this process, migrated here, dropped after."""
+    server = Server(make_url(server_url).set(drivername="postgresql+asyncpg"))
+    reap_external(server)
+    # The suffix starts with a letter so that it never reads as a start time.
+    template = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_r{uuid.uuid4().hex[:4]}"
+    name = f"{template}_session"
+    server.create(template)
+    try:
+        upgrade_database(server.admin_url.set(database=template))
+        url = server.clone(template, name)
+        try:
+            with session_clones(server, template) as clones:
+                yield SessionDatabase(
+                    url=url, server=server, clones=clones, server_gone=server.unreachable
+                )
+        finally:
+            server.drop(name)
+    finally:
+        server.drop(template)
+
+
+@contextlib.contextmanager
+def session_database(identity: RunIdentity | None = None) -> Iterator[SessionDatabase]:
+    """TEST_DATABASE_URL when set, else a private cluster; stops the session if neither."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if server_url:
+        with external_database(server_url) as database:
+            yield database
+        return
+    try:
+        bindir = find_bindir()
+    except PostgresNotFound as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
+    with private_database(bindir, identity or RunIdentity.of()) as database:
+        yield database

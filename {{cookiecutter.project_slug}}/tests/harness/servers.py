@@ -1,0 +1,122 @@
+"""Admin access to the test server: databases cloned from a migrated template, and dropped."""
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import URL
+
+
+@dataclass(frozen=True)
+class Server:
+    """Admin access to a PostgreSQL server: clone and drop databases."""
+
+    admin_url: URL
+
+    def connect(self, timeout: int = 30) -> psycopg.Connection[tuple[object, ...]]:
+        url = self.admin_url
+        socket_dir = url.query.get("host")
+        return psycopg.connect(
+            host=socket_dir if isinstance(socket_dir, str) else url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            dbname=url.database or "postgres",
+            autocommit=True,
+            connect_timeout=timeout,
+        )
+
+    def unreachable(self) -> str | None:
+        """Why the server no longer answers, or None while it does."""
+        try:
+            with self.connect(timeout=5):
+                return None
+        except psycopg.OperationalError as error:
+            return (
+                f"the test server at {self.admin_url.render_as_string(hide_password=True)} "
+                f"stopped answering ({type(error).__name__}: {str(error).strip()[:200]})"
+            )
+
+    def create(self, name: str) -> URL:
+        """A new, empty database."""
+        return self.clone("template0", name)
+
+    def clone(self, template: str, name: str) -> URL:
+        """A new database copied from `template`, which must have no open connections."""
+        with self.connect() as connection:
+            statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(template)
+            )
+            # FILE_COPY (PostgreSQL 15+) copies files instead of WAL-logging every page.
+            if connection.info.server_version >= 150000:
+                statement += sql.SQL(" STRATEGY FILE_COPY")
+            connection.execute(statement)
+        return self.admin_url.set(database=name)
+
+    def drop(self, name: str) -> None:
+        with self.connect() as connection:
+            connection.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+class Clones:
+    """Databases cloned from the template for isolated tests, off the test's critical path.
+
+    One background thread clones the next database while the current test runs,
+    and drops finished ones; nothing is cloned ahead until a test first asks.
+    """
+
+    def __init__(self, server: Server, template: str) -> None:
+        self.server = server
+        self.template = template
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clones")
+        self._next: Future[tuple[str, URL]] | None = None
+
+    def _clone(self) -> tuple[str, URL]:
+        name = f"{self.template}_{uuid.uuid4().hex[:10]}"
+        return name, self.server.clone(self.template, name)
+
+    def take(self) -> tuple[str, URL]:
+        ready = self._next or self._worker.submit(self._clone)
+        self._next = self._worker.submit(self._clone)
+        return ready.result()
+
+    def release(self, name: str) -> None:
+        self._worker.submit(self.server.drop, name)
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self.release(self._next.result()[0])
+        self._worker.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class SessionDatabase:
+    """This process's migrated database, and clones of the template for isolated tests.
+
+    `server_gone` says why the server is no longer there, or None while it is.
+    """
+
+    url: URL
+    server: Server
+    clones: Clones
+    server_gone: Callable[[], str | None]
+
+    @property
+    def template(self) -> str:
+        return self.clones.template
+
+
+@contextlib.contextmanager
+def session_clones(server: Server, template: str) -> Iterator[Clones]:
+    clones = Clones(server, template)
+    try:
+        yield clones
+    finally:
+        clones.close()

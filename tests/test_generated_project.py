@@ -32,7 +32,10 @@ def install(project: Path, installer: str = "uv") -> Path:
     bin_dir = project / ".venv" / "bin"
     if installer == "uv":
         assert UV is not None, "uv is not installed; run scripts/bootstrap"
-        run(project, UV, "sync", "--quiet")
+        # --locked: the shipped uv.lock must match; compiled once, since CI machines
+        # often set PYTHONDONTWRITEBYTECODE and every interpreter would compile again.
+        locked = ["--locked"] if (project / "uv.lock").is_file() else []
+        run(project, UV, "sync", "--quiet", "--compile-bytecode", *locked)
     else:
         run(project, sys.executable, "-m", "venv", ".venv")
         # --group needs pip 25.1 or newer.

@@ -1,6 +1,5 @@
 """Database errors become answers a client can act on, never a 500 with driver text."""
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -10,7 +9,7 @@ from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.api.responses import QUERIES
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.api.conftest import client_for
+from tests.api.conftest import checked_client, client_for
 
 
 async def test_statement_timeout_is_504(postgres_url: str) -> None:
@@ -59,13 +58,14 @@ async def test_a_database_behind_its_migrations_is_503_and_says_migrate(
 
 
 async def test_an_unexpected_database_error_is_a_500_with_the_request_id_only(
-    api: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    own_api: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @api.get("/typo", responses=QUERIES)
+    @own_api.get("/typo", responses=QUERIES)
     async def typo(session: SessionDep) -> None:
         await session.execute(text("SELEC 'driver text'"))
 
-    response = await client.get("/typo")
+    async with checked_client(own_api) as client:
+        response = await client.get("/typo")
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["code"] == "internal_error"

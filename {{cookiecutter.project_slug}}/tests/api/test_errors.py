@@ -71,13 +71,13 @@ async def test_options_answers_what_the_path_allows(client: httpx.AsyncClient) -
     ],
 )
 async def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(
-    api: FastAPI, body: bytes, status: int, code: str
+    own_api: FastAPI, body: bytes, status: int, code: str
 ) -> None:
-    @api.post("/notes", responses={**WITH_BODY, **ANY_OPERATION})
+    @own_api.post("/notes", responses={**WITH_BODY, **ANY_OPERATION})
     async def take_note(note: Note) -> Note:
         return note
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         response = await client.post(
             "/notes", content=body, headers={"content-type": "application/json"}
         )
@@ -86,15 +86,15 @@ async def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(
 
 
 async def test_a_bug_is_a_500_with_the_request_id_and_one_logged_traceback(
-    api: FastAPI, caplog: pytest.LogCaptureFixture
+    own_api: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    @api.get("/bug", responses=ANY_OPERATION)
+    @own_api.get("/bug", responses=ANY_OPERATION)
     async def bug() -> None:
         raise RuntimeError(SECRET_DETAIL)
 
     # The default transport raises whatever the app raises: a traceback handed on to
     # the server would fail the request here.
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         response = await client.get("/bug")
     assert response.status_code == 500
     request_id = response.headers["x-request-id"]
@@ -113,13 +113,13 @@ async def test_a_bug_is_a_500_with_the_request_id_and_one_logged_traceback(
 
 
 async def test_an_oserror_in_a_route_is_a_bug_not_an_unavailable_database(
-    api: FastAPI, tmp_path: Path
+    own_api: FastAPI, tmp_path: Path
 ) -> None:
-    @api.get("/read-file", responses=ANY_OPERATION)
+    @own_api.get("/read-file", responses=ANY_OPERATION)
     async def read_file() -> str:
         return (tmp_path / "missing.txt").read_text()
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         response = await client.get("/read-file")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
@@ -135,13 +135,13 @@ async def test_a_missing_unix_socket_is_an_unavailable_database(tmp_path: Path) 
 
 
 async def test_a_valid_request_id_is_kept_and_logged(
-    api: FastAPI, service_log: io.StringIO
+    own_api: FastAPI, service_log: io.StringIO
 ) -> None:
-    @api.get("/logs", responses=ANY_OPERATION)
+    @own_api.get("/logs", responses=ANY_OPERATION)
     async def logs() -> None:
         logging.getLogger("{{ cookiecutter.package_name }}.test").warning("handling it")
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         response = await client.get("/logs", headers={"X-Request-ID": "trace-42.a:b_c"})
     assert response.headers["x-request-id"] == "trace-42.a:b_c"
     [line] = service_log.getvalue().splitlines()

@@ -85,22 +85,22 @@ def test_the_error_schema_names_code_and_message(document: dict[str, Any]) -> No
     assert detail["additionalProperties"] is False
 
 
-async def test_an_answer_the_document_does_not_list_fails_the_test(api: FastAPI) -> None:
-    @api.get("/teapot", responses=ANY_OPERATION)
+async def test_an_answer_the_document_does_not_list_fails_the_test(own_api: FastAPI) -> None:
+    @own_api.get("/teapot", responses=ANY_OPERATION)
     async def teapot(response: Response) -> None:
         response.status_code = 418
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         with pytest.raises(AssertionError, match="GET /teapot answered 418"):
             await client.get("/teapot")
 
 
-async def test_an_error_answer_outside_the_error_shape_fails_the_test(api: FastAPI) -> None:
-    @api.get("/legacy", responses=ANY_OPERATION)
+async def test_an_error_answer_outside_the_error_shape_fails_the_test(own_api: FastAPI) -> None:
+    @own_api.get("/legacy", responses=ANY_OPERATION)
     async def legacy(response: Response) -> dict[str, str]:
         response.status_code = 500
         return {"detail": "the framework's own shape"}
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         with pytest.raises(ValidationError, match="ErrorResponse"):
             await client.get("/legacy")

@@ -144,14 +144,14 @@ async def test_commit_happens_before_the_response_starts(
 
 @pytest.mark.isolated_db
 async def test_a_request_that_writes_then_fails_changes_nothing(
-    api: FastAPI, db_engine: AsyncEngine
+    own_api: FastAPI, db_engine: AsyncEngine
 ) -> None:
-    @api.post("/write-then-fail", responses=ANY_OPERATION)
+    @own_api.post("/write-then-fail", responses=ANY_OPERATION)
     async def write_then_fail(session: SessionDep) -> None:
         await UserRepository(session).create(email="ada@example.com", name="Ada")
         raise RuntimeError("failed after writing")
 
-    async with checked_client(api) as client:
+    async with checked_client(own_api) as client:
         response = await client.post("/write-then-fail")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"

@@ -133,21 +133,41 @@ def assert_max_queries(db_engine: AsyncEngine) -> QueryGuard:
 {%- if cookiecutter.use_fastapi %}
 
 
-@pytest.fixture
-def api(db_scope: DatabaseScope) -> "FastAPI":
-    """The app, its requests' units of work running on the test's sessions."""
+@pytest.fixture(scope="session")
+def shared_api() -> "FastAPI":
+    """One app per process: FastAPI prepares each route of an app on its first request."""
     # Imported here, not at the top: every pytest-xdist worker imports this file,
     # and tests that never call the API should not pay for importing FastAPI.
     from {{ cookiecutter.package_name }}.api import create_app
-    from {{ cookiecutter.package_name }}.api.dependencies import (
-        get_read_session_factory,
-        get_session_factory,
-    )
 
-    app = create_app(Settings())
+    return create_app(Settings())
+
+
+def bound_to_test(app: "FastAPI", db_scope: DatabaseScope) -> "FastAPI":
+    """`app` with its requests' units of work running on the test's sessions."""
+    from {{ cookiecutter.package_name }}.api.dependencies import get_read_session_factory, get_session_factory
+
     app.dependency_overrides[get_session_factory] = lambda: db_scope.sessions
     app.dependency_overrides[get_read_session_factory] = lambda: db_scope.read_sessions
     return app
+
+
+@pytest.fixture
+def api(shared_api: "FastAPI", db_scope: DatabaseScope) -> Iterator["FastAPI"]:
+    """The app, its requests' units of work running on the test's sessions.
+
+    Shared by the tests of a process: a test that adds routes asks for `own_api`.
+    """
+    yield bound_to_test(shared_api, db_scope)
+    shared_api.dependency_overrides.clear()
+
+
+@pytest.fixture
+def own_api(db_scope: DatabaseScope) -> "FastAPI":
+    """An app of the test's own, to add routes to, on the test's sessions."""
+    from {{ cookiecutter.package_name }}.api import create_app
+
+    return bound_to_test(create_app(Settings()), db_scope)
 
 
 @pytest.fixture

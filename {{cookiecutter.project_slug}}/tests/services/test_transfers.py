@@ -92,7 +92,7 @@ async def test_nonsense_is_refused_before_touching_the_database(
 
 ACCOUNTS = 10
 OPENING_BALANCE = 1_000
-TRANSFERS = 500
+TRANSFERS = 300
 TASKS = 32
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.base import Base
-from {{ cookiecutter.package_name }}.db.copy import copy_rows
+from {{ cookiecutter.package_name }}.db.bulk_copy import copy_rows
 from {{ cookiecutter.package_name }}.repositories.errors import NotFound, translate_integrity_error
 
 {% if cookiecutter.python_version == "3.11" -%}

@@ -24,19 +24,12 @@ from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from {{ cookiecutter.package_name }}.db.base import Key
-from {{ cookiecutter.package_name }}.db.engine import (
-    create_async_engine_from_settings,
-    read_engine_for,
-)
+from {{ cookiecutter.package_name }}.db.database import Database
 {%- if cookiecutter.id_type == "uuid" %}
 from {{ cookiecutter.package_name }}.db.ids import uuid7
 {%- endif %}
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
-from {{ cookiecutter.package_name }}.db.session import (
-    make_read_session_factory,
-    make_session_factory,
-    transaction,
-)
+from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
 from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
@@ -156,8 +149,7 @@ class Bench:
         self.report = Report()
         self.dsn = url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self.settings = Settings(database_url=SecretStr(url))
-        self.template_engine = create_async_engine_from_settings(self.settings)
-        self.read_engine = read_engine_for(self.template_engine, self.settings)
+        self.template = Database.from_settings(self.settings)
         # The seed's configuration, as most services run it.
         self.naive_engine = create_async_engine(
             url, pool_size=5, max_overflow=10, pool_pre_ping=True
@@ -169,8 +161,7 @@ class Bench:
 
     async def close(self) -> None:
         await self.raw.close()
-        await self.template_engine.dispose()
-        await self.read_engine.dispose()
+        await self.template.dispose()
         await self.naive_engine.dispose()
 
     async def truncate(self) -> None:
@@ -189,7 +180,7 @@ class Bench:
         placeholders = ", ".join(f"${number}" for number in range(1, len(columns) + 1))
         insert_sql = f"INSERT INTO users ({', '.join(columns)}) VALUES ({placeholders})"
         scenario = f"insert {len(rows):,} users"
-        sessions = make_session_factory(self.template_engine)
+        sessions = self.template.sessions
 
         async def asyncpg_copy() -> None:
             async with self.raw.transaction():
@@ -225,7 +216,7 @@ class Bench:
     async def seed(self) -> list[Key]:
         """Users with posts for the read scenarios; returns the user keys."""
         await self.truncate()
-        sessions = make_session_factory(self.template_engine)
+        sessions = self.template.sessions
         async with transaction(sessions) as session:
             keys = await UserRepository(session).add_many(
                 user_rows(max(self.sizes.listed_users, 1_000), "seed")
@@ -241,7 +232,7 @@ class Bench:
     async def gets(self, keys: list[Key]) -> None:
         wanted = [keys[i % len(keys)] for i in range(self.sizes.gets)]
         scenario = f"{len(wanted):,} gets by key, one connection"
-        sessions = make_session_factory(self.template_engine)
+        sessions = self.template.sessions
         prebuilt = select(User.__table__).where(User.id == bindparam("key"))
 
         async def asyncpg_prepared() -> None:
@@ -250,7 +241,7 @@ class Bench:
                 await statement.fetchrow(key)
 
         async def core_prebuilt() -> None:
-            async with self.template_engine.connect() as connection:
+            async with self.template.engine.connect() as connection:
                 for key in wanted:
                     (await connection.execute(prebuilt, {"key": key})).one()
 
@@ -275,7 +266,7 @@ class Bench:
     async def per_request(self, keys: list[Key]) -> None:
         wanted = [keys[i % len(keys)] for i in range(self.sizes.gets)]
         scenario = f"{len(wanted):,} requests: session + get"
-        template_sessions = make_read_session_factory(self.read_engine)
+        template_sessions = self.template.read_sessions
         naive_sessions = make_session_factory(self.naive_engine)
         pool = await asyncpg.create_pool(self.dsn, min_size=5, max_size=15)
 
@@ -308,7 +299,7 @@ class Bench:
     async def listing(self, keys: list[Key]) -> None:
         limit = self.sizes.listed_users
         scenario = f"list {limit:,} users with posts"
-        sessions = make_read_session_factory(self.read_engine)
+        sessions = self.template.read_sessions
         plain_sessions = make_session_factory(self.naive_engine)
 
         async def asyncpg_two_queries() -> None:
@@ -331,7 +322,7 @@ class Bench:
         repeat = self.sizes.repeat
         for variant, run, engine in [
             ("asyncpg, two queries", asyncpg_two_queries, None),
-            ("repository list_with_posts (selectinload)", repository, self.read_engine),
+            ("repository list_with_posts (selectinload)", repository, self.template.read_engine),
             ("naive: a query per user (N+1)", naive_n_plus_one, self.naive_engine),
         ]:
             if engine is None:
@@ -353,7 +344,7 @@ class Bench:
         pool = await asyncpg.create_pool(
             self.dsn, min_size=5, max_size=15, init=lambda _: _bump(new_connections)
         )
-        template_sessions = make_read_session_factory(self.read_engine)
+        template_sessions = self.template.read_sessions
         naive_sessions = make_session_factory(self.naive_engine)
 
         async def asyncpg_op(key: Key) -> None:
@@ -374,7 +365,7 @@ class Bench:
             (
                 f"template defaults (pool {self.settings.pool_size}, no overflow)",
                 template_op,
-                self.read_engine,
+                self.template.read_engine,
             ),
             ("naive: pool 5 + overflow 10, pre-ping", naive_op, self.naive_engine),
         ]:

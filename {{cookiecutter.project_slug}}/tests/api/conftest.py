@@ -71,7 +71,7 @@ async def exhausted_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient
     app = create_app(settings)
     async with (
         client_for(app) as client,
-        app.state.engine.connect(),
-        app.state.read_engine.connect(),
+        app.state.database.engine.connect(),
+        app.state.database.read_engine.connect(),
     ):
         yield client

@@ -11,11 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from {{ cookiecutter.package_name }}.api.errors import CONNECTION_ERRORS, install_error_handlers
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
-from {{ cookiecutter.package_name }}.db.engine import (
-    create_async_engine_from_settings,
-    read_engine_for,
-)
-from {{ cookiecutter.package_name }}.db.session import make_read_session_factory, make_session_factory
+from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
@@ -48,17 +44,13 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # uvicorn configured its own loggers as it started: they now write in the service's format.
     configure_logging_at_startup(app.state.settings.log_format)
-    engine = create_async_engine_from_settings(app.state.settings)
-    read_engine = read_engine_for(engine, app.state.settings)
-    app.state.engine, app.state.read_engine = engine, read_engine
-    app.state.session_factory = make_session_factory(engine)
-    app.state.read_session_factory = make_read_session_factory(read_engine)
-    await warn_if_unreachable(engine, app.state.settings)
+    database = Database.from_settings(app.state.settings)
+    app.state.database = database
+    await warn_if_unreachable(database.engine, app.state.settings)
     try:
         yield
     finally:
-        await engine.dispose()
-        await read_engine.dispose()
+        await database.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,16 +1,26 @@
 """Request-scoped dependencies, as Annotated aliases for route signatures."""
 
 from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
 
 
-def get_session_factory(request: Request) -> AsyncSessionFactory:
-    return cast(AsyncSessionFactory, request.app.state.session_factory)
+def get_database(request: Request) -> Database:
+    """The Database the app's lifespan built."""
+    database: Database = request.app.state.database
+    return database
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+def get_session_factory(database: DatabaseDep) -> AsyncSessionFactory:
+    return database.sessions
 
 
 SessionFactoryDep = Annotated[AsyncSessionFactory, Depends(get_session_factory)]
@@ -26,8 +36,8 @@ async def get_session(sessions: SessionFactoryDep) -> AsyncIterator[AsyncSession
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-def get_read_session_factory(request: Request) -> AsyncSessionFactory:
-    return cast(AsyncSessionFactory, request.app.state.read_session_factory)
+def get_read_session_factory(database: DatabaseDep) -> AsyncSessionFactory:
+    return database.read_sessions
 
 
 ReadSessionFactoryDep = Annotated[AsyncSessionFactory, Depends(get_read_session_factory)]

@@ -39,7 +39,7 @@ def is_retryable(error: BaseException) -> bool:
 
 async def run_in_transaction{% if cookiecutter.python_version != "3.11" %}[T]{% endif %}(
     work: Callable[[AsyncSession], Awaitable[T]],
-    sessions: AsyncSessionFactory | None = None,
+    sessions: AsyncSessionFactory,
     *,
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> T:

@@ -12,17 +12,10 @@ several reads must agree with each other, or for any write, use `transaction()`.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import lru_cache
 
-from sqlalchemy import Engine, event
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
-
-from {{ cookiecutter.package_name }}.db.engine import (
-    create_async_engine_from_settings,
-    read_engine_for,
-)
-from {{ cookiecutter.package_name }}.settings import get_settings
+from sqlalchemy.orm import ORMExecuteState, Session
 
 AsyncSessionFactory = async_sessionmaker[AsyncSession]
 
@@ -62,35 +55,10 @@ def make_read_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
     return async_sessionmaker(engine, sync_session_class=ReadOnlySession, expire_on_commit=False)
 
 
-def make_sync_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
-
-
-@lru_cache
-def default_engine() -> AsyncEngine:
-    """The process-wide engine, built from settings on first use."""
-    return create_async_engine_from_settings(get_settings())
-
-
-@lru_cache
-def default_session_factory() -> AsyncSessionFactory:
-    return make_session_factory(default_engine())
-
-
-@lru_cache
-def default_read_engine() -> AsyncEngine:
-    return read_engine_for(default_engine(), get_settings())
-
-
-@lru_cache
-def default_read_session_factory() -> AsyncSessionFactory:
-    return make_read_session_factory(default_read_engine())
-
-
 @asynccontextmanager
-async def transaction(sessions: AsyncSessionFactory | None = None) -> AsyncIterator[AsyncSession]:
+async def transaction(sessions: AsyncSessionFactory) -> AsyncIterator[AsyncSession]:
     """A unit of work: commits when the block succeeds, rolls back on any exception."""
-    async with (sessions or default_session_factory())() as session:
+    async with sessions() as session:
         try:
             yield session
             await session.commit()

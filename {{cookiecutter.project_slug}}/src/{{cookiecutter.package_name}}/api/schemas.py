@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.json_schema import SkipJsonSchema
 
 from {{ cookiecutter.package_name }}.api.fields import BIGINT_MAX, ApiKey
+from {{ cookiecutter.package_name }}.api.pages import Keyed
 from {{ cookiecutter.package_name }}.models import PostStatus
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -39,20 +40,13 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
 
 
-class UserRead(BaseModel):
+class UserRead(Keyed):
     model_config = ConfigDict(from_attributes=True)
 
-    id: ApiKey
     email: str
     name: str
     is_active: bool
     created_at: datetime
-
-
-class UserPage(BaseModel):
-    items: list[UserRead]
-    # Pass as `after` to get the next page; null on the last page.
-    next_after: ApiKey | None
 
 
 class AuthorRead(BaseModel):
@@ -89,10 +83,9 @@ class PostUpdate(BaseModel):
         return self
 
 
-class PostRead(BaseModel):
+class PostRead(Keyed):
     model_config = ConfigDict(from_attributes=True)
 
-    id: ApiKey
     title: str
     content: str
     views: int
@@ -100,11 +93,6 @@ class PostRead(BaseModel):
     published_at: datetime | None
     created_at: datetime
     author: AuthorRead
-
-
-class PostPage(BaseModel):
-    items: list[PostRead]
-    next_after: ApiKey | None
 
 
 class AccountCreate(BaseModel):

@@ -4,8 +4,9 @@ from fastapi import APIRouter, Query, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.pages import Page, page_of
 from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
-from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostPage, PostRead, PostUpdate
+from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.repositories import PostRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -25,12 +26,11 @@ async def list_posts(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: ApiKey | None = None,
     author_id: ApiKey | None = None,
-) -> PostPage:
+) -> Page[PostRead]:
     posts = await PostRepository(session).list_with_authors(
         limit=limit, after=after, author_id=author_id
     )
-    next_after = posts[-1].id if len(posts) == limit else None
-    return PostPage(items=[PostRead.model_validate(post) for post in posts], next_after=next_after)
+    return page_of(posts, limit, PostRead)
 
 
 @router.get("/{post_id}", responses=BY_KEY)

@@ -4,13 +4,14 @@ from fastapi import APIRouter, Query, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.pages import Page, page_of
 from {{ cookiecutter.package_name }}.api.responses import (
     BY_KEY,
     CONFLICTING_WRITE,
     QUERIES,
     WITH_BODY,
 )
-from {{ cookiecutter.package_name }}.api.schemas import UserCreate, UserPage, UserRead, UserUpdate
+from {{ cookiecutter.package_name }}.api.schemas import UserCreate, UserRead, UserUpdate
 from {{ cookiecutter.package_name }}.models import User
 from {{ cookiecutter.package_name }}.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
@@ -29,10 +30,9 @@ async def list_users(
     session: ReadSessionDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     after: ApiKey | None = None,
-) -> UserPage:
+) -> Page[UserRead]:
     users = await UserRepository(session).list_page(limit=limit, after=after)
-    next_after = users[-1].id if len(users) == limit else None
-    return UserPage(items=[UserRead.model_validate(user) for user in users], next_after=next_after)
+    return page_of(users, limit, UserRead)
 
 
 @router.get("/{user_id}", responses=BY_KEY)

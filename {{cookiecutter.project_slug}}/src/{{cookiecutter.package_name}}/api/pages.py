@@ -1,0 +1,41 @@
+"""Keyset pages for list endpoints: one response shape, built in one place.
+
+A page holds up to `limit` items in key order and the key to pass as `after`
+for the next page, or null on the last one, so clients page without offsets.
+"""
+
+from collections.abc import Iterable
+{%- if cookiecutter.python_version == "3.11" %}
+from typing import Generic, TypeVar
+{%- endif %}
+
+from pydantic import BaseModel, Field
+
+from {{ cookiecutter.package_name }}.api.fields import ApiKey
+
+
+class Keyed(BaseModel):
+    """A response body that carries its primary key."""
+
+    id: ApiKey
+
+
+{% if cookiecutter.python_version == "3.11" -%}
+ItemT = TypeVar("ItemT", bound=Keyed)
+
+
+class Page(BaseModel, Generic[ItemT]):
+{%- else -%}
+class Page[ItemT: Keyed](BaseModel):
+{%- endif %}
+    items: list[ItemT]
+    next_after: ApiKey | None = Field(
+        description="Pass as `after` to get the next page; null on the last page."
+    )
+
+
+def page_of{% if cookiecutter.python_version != "3.11" %}[ItemT: Keyed]{% endif %}(rows: Iterable[object], limit: int, read: type[ItemT]) -> Page[ItemT]:
+    """The page of `rows`, fetched with `limit`: a full page may have more after it."""
+    items = [read.model_validate(row) for row in rows]
+    next_after = items[-1].id if len(items) == limit else None
+    return Page[ItemT](items=items, next_after=next_after)

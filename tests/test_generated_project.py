@@ -96,7 +96,7 @@ def test_cruft_update_brings_a_template_change_into_a_generated_project(workspac
     env_example = template / "{{cookiecutter.project_slug}}" / ".env.example"
     current_env = env_example.read_text()
     env_example.write_text("".join(current_env.splitlines(keepends=True)[:-1]))
-    (template / "{{cookiecutter.project_slug}}" / "benchmarks" / "harness.py").unlink()
+    (template / "{{cookiecutter.project_slug}}" / "benchmarks" / "per_test_cost.py").unlink()
     git(template, "commit", "--quiet", "-am", "an earlier template")
     earlier = git(template, "rev-parse", "HEAD")
     git(template, "revert", "--no-edit", "HEAD")
@@ -134,7 +134,7 @@ def test_cruft_update_brings_a_template_change_into_a_generated_project(workspac
         if line[:2] in {"UU", "AA", "DU", "UD"}
     ]
     assert (project / ".env.example").read_text().endswith(current_env.splitlines()[-1] + "\n")
-    assert (project / "benchmarks" / "harness.py").is_file()
+    assert (project / "benchmarks" / "per_test_cost.py").is_file()
     assert (project / "README.md").read_text().endswith("Our own notes.\n")
     assert json.loads((project / ".cruft.json").read_text())["commit"] == latest
     assert_green(project)

@@ -1,7 +1,7 @@
 """Benchmark the test harness against no database and against pytest-postgresql.
 
-    uv run python benchmarks/harness.py               # 200 tests per variant
-    uv run python benchmarks/harness.py --tests 500 --repeat 5 --skip-peer
+    uv run python benchmarks/per_test_cost.py               # 200 tests per variant
+    uv run python benchmarks/per_test_cost.py --tests 500 --repeat 5 --skip-peer
 
 Every variant runs the same generated tests, each an INSERT, a commit and a SELECT
 through a session (the floor runs empty tests). Per-test overhead is the slope

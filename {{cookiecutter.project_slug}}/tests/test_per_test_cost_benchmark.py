@@ -10,7 +10,7 @@ import pytest
 
 # The benchmark starts private clusters, also when TEST_DATABASE_URL is set.
 pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "harness.py"
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "per_test_cost.py"
 ROWS = [
     "harness",
     "harness, first run",
@@ -21,7 +21,7 @@ ROWS = [
 ]
 
 
-def test_harness_benchmark_prints_a_row_per_variant() -> None:
+def test_per_test_cost_benchmark_prints_a_row_per_variant() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCHMARK), "--tests", "3", "--repeat", "1", "--skip-peer"],
         env={key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"},

@@ -11,7 +11,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 from sqlalchemy import URL, make_url
 
@@ -21,6 +20,7 @@ from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_ove
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
 from {{ cookiecutter.package_name }}.settings import get_settings
+from tests.harness.servers import connect
 
 DATABASE = "{{ cookiecutter.package_name }}"
 
@@ -35,10 +35,6 @@ def run_cli(*argv: str) -> int:
 
 def datadir_of(project: Path) -> Path:
     return embedded_root(project / cli.EMBEDDED_DIR) / "data"
-
-
-def connect(url: URL) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(host=str(url.query["host"]), user=url.username, dbname=url.database)
 
 
 @pytest.fixture(scope="module")
@@ -166,14 +162,7 @@ def stale_pid(request: pytest.FixtureRequest) -> Iterator[tuple[int, bool]]:
     else:
         # A backend of the test run's own server: a postgres process, on another data directory.
         url = make_url(request.getfixturevalue("postgres_url"))
-        host = url.query.get("host")
-        with psycopg.connect(
-            host=host if isinstance(host, str) else url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            dbname=url.database,
-        ) as other:
+        with connect(url) as other:
             backend = other.execute("SELECT pg_backend_pid()").fetchone()
             assert backend is not None
             if not is_running(int(backend[0])):

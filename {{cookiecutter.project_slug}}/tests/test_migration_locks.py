@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.db.migrations import (
     upgrade_database,
 )
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.servers import SessionDatabase
+from tests.harness.servers import SessionDatabase, connect
 from tests.migration_copies import MigrationsCopy, copy_migrations
 
 # Short enough for a quick test, long enough for a reader to queue behind the ALTER.
@@ -83,18 +83,6 @@ def probe_url(clone_url: URL, copy: MigrationsCopy) -> URL:
     copy.add("lock_probe_column", ALTER_PROBE)
     upgrade_database(clone_url, "lock_probe_table", QUICK)
     return clone_url
-
-
-def connect(url: URL, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
-    host = url.query.get("host")
-    return psycopg.connect(
-        host=host if isinstance(host, str) else url.host,
-        port=url.port,
-        user=url.username,
-        password=url.password,
-        dbname=url.database,
-        autocommit=autocommit,
-    )
 
 
 def wait_for(condition: Callable[[], object], what: str) -> object:

@@ -8,7 +8,24 @@ from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import TupleRow
 from sqlalchemy import URL
+
+
+def connect(
+    url: URL, *, autocommit: bool = False, timeout: int = 30
+) -> psycopg.Connection[TupleRow]:
+    """A psycopg connection to the database `url` names, over TCP or a unix socket."""
+    socket_dir = url.query.get("host")
+    return psycopg.connect(
+        host=socket_dir if isinstance(socket_dir, str) else url.host,
+        port=url.port,
+        user=url.username,
+        password=url.password,
+        dbname=url.database,
+        autocommit=autocommit,
+        connect_timeout=timeout,
+    )
 
 
 @dataclass(frozen=True)
@@ -18,17 +35,8 @@ class Server:
     admin_url: URL
 
     def connect(self, timeout: int = 30) -> psycopg.Connection[tuple[object, ...]]:
-        url = self.admin_url
-        socket_dir = url.query.get("host")
-        return psycopg.connect(
-            host=socket_dir if isinstance(socket_dir, str) else url.host,
-            port=url.port,
-            user=url.username,
-            password=url.password,
-            dbname=url.database or "postgres",
-            autocommit=True,
-            connect_timeout=timeout,
-        )
+        url = self.admin_url.set(database=self.admin_url.database or "postgres")
+        return connect(url, autocommit=True, timeout=timeout)
 
     def unreachable(self) -> str | None:
         """Why the server no longer answers, or None while it does."""

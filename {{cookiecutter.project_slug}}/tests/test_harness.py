@@ -15,6 +15,7 @@ from tests.harness.databases import (
     EXTERNAL_PREFIX,
     external_database,
     external_owner_tag,
+    host_tag,
     reap_external,
 )
 from tests.harness.isolation import rolled_back_connection, savepoint_sessions
@@ -90,7 +91,7 @@ def test_the_next_run_drops_databases_a_killed_run_left_on_an_external_server(
     identity = process_identity(ended.pid)
     ended.kill()
     ended.wait()
-    host = external_owner_tag().split("_", 1)[0]
+    host = host_tag()
     orphan = f"{EXTERNAL_PREFIX}_{host}_{identity.replace('-', '_')}"
     ours = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_probe"
     for name in (orphan, f"{orphan}_session", ours):

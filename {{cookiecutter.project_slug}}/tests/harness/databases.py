@@ -83,19 +83,23 @@ def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDat
 EXTERNAL_PREFIX = "test_{{ cookiecutter.package_name }}"[:21]
 
 
+def host_tag() -> str:
+    """Names this host in database names, so that runs on other hosts are left alone."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+
+
 def external_owner_tag() -> str:
     """Names this process in database names: host, pid and start time.
 
     The next run on this host drops the databases of a run whose process is gone
-    (killed, or interrupted before its clean-up); other hosts' runs are left alone.
+    (killed, or interrupted before its clean-up).
     """
-    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
-    return f"{host}_{process_identity(os.getpid()).replace('-', '_')}"
+    return f"{host_tag()}_{process_identity(os.getpid()).replace('-', '_')}"
 
 
 def reap_external(server: Server) -> list[str]:
     """Drop this host's test databases whose run has ended without dropping them."""
-    host = external_owner_tag().split("_", 1)[0]
+    host = host_tag()
     # pid, then its start time where the platform tells it (not on macOS).
     pattern = re.compile(rf"{re.escape(EXTERNAL_PREFIX)}_{host}_(\d+)(?:_(\d+))?(_|$)")
     with server.connect() as connection:

@@ -22,7 +22,7 @@ from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 from tests.harness.databases import project_migrations
 
 SECRET = "s3cret-Pa55"
-POOL_TIMEOUT = 0.25
+POOL_TIMEOUT = 0.1
 
 
 async def select_one(engine: AsyncEngine) -> int:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -30,19 +31,13 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.servers import SessionDatabase, connect
 from tests.migration_copies import MigrationsCopy, copy_migrations
 
-# Short enough for a quick test, long enough for a reader to queue behind the ALTER.
-QUICK = MigrationLimits(
-    lock_timeout_ms=300, statement_timeout_ms=5000, lock_attempts=2, first_backoff_seconds=0.05
+# Long enough for a reader to queue behind the waiting ALTER, short enough for a quick test.
+QUEUEING = MigrationLimits(
+    lock_timeout_ms=200, statement_timeout_ms=5000, lock_attempts=2, first_backoff_seconds=0.05
 )
 MODES = {
-    "revision per transaction": QUICK,
-    "one transaction (PgBouncer)": MigrationLimits(
-        lock_timeout_ms=300,
-        statement_timeout_ms=5000,
-        lock_attempts=2,
-        first_backoff_seconds=0.05,
-        one_transaction=True,
-    ),
+    "revision per transaction": QUEUEING,
+    "one transaction (PgBouncer)": replace(QUEUEING, one_transaction=True),
 }
 # A revision that creates a table, then one that alters it: ALTER TABLE needs
 # ACCESS EXCLUSIVE, which waits for every open transaction that read the table.
@@ -81,7 +76,7 @@ def probe_url(clone_url: URL, copy: MigrationsCopy) -> URL:
     """The clone with lock_probe created; the revision that alters it is pending."""
     copy.add("lock_probe_table", CREATE_PROBE, "op.drop_table('lock_probe')")
     copy.add("lock_probe_column", ALTER_PROBE)
-    upgrade_database(clone_url, "lock_probe_table", QUICK)
+    upgrade_database(clone_url, "lock_probe_table", QUEUEING)
     return clone_url
 
 
@@ -166,11 +161,11 @@ def test_a_migration_behind_a_long_transaction_gives_up_and_lets_readers_through
         assert schema_state(monitor) == ("lock_probe_table", False, False, 0)
         assert count_probe_rows(monitor) == 0
     message = str(failure.value)
-    assert "revision lock_probe_column could not get a lock within 0.3 s in 2 attempt(s)" in message
+    assert "revision lock_probe_column could not get a lock within 0.2 s in 2 attempt(s)" in message
     assert "pg_stat_activity" in message
     assert "DB_MIGRATION_LOCK_TIMEOUT_MS" in message
     (retry,) = [record.getMessage() for record in caplog.records]
-    assert retry.startswith("revision lock_probe_column waited more than 0.3 s for a lock")
+    assert retry.startswith("revision lock_probe_column waited more than 0.2 s for a lock")
     assert "ALTER TABLE lock_probe ADD COLUMN note" in retry
     assert "retrying in 0.05 s (attempt 2 of 2)" in retry
 
@@ -191,7 +186,8 @@ def test_a_migration_succeeds_when_the_long_transaction_ends_between_attempts(
             blocker.commit()
 
         monkeypatch.setattr(migrations, "sleep", blocker_commits_during_the_pause)
-        upgrade_database(probe_url, "head", limits)
+        # No reader has to queue here: the first attempt may give up at once.
+        upgrade_database(probe_url, "head", replace(limits, lock_timeout_ms=20))
         assert schema_state(monitor) == ("lock_probe_column", True, True, 0)
     assert pauses == [limits.first_backoff_seconds]
 
@@ -225,7 +221,7 @@ def test_a_revision_can_raise_its_own_statement_timeout(
         "patient_probe",
         """
         op.execute("SET LOCAL statement_timeout = '30s'")
-        op.execute("SELECT pg_sleep(0.3)")
+        op.execute("SELECT pg_sleep(0.2)")
         """,
     )
     limits = MigrationLimits(lock_timeout_ms=1000, statement_timeout_ms=100, lock_attempts=1)

@@ -35,6 +35,7 @@ from tests.harness.pgbouncer import INSTALL_HINT, PgBouncerError, find_pgbouncer
 from tests.harness.servers import SessionDatabase
 
 CLIENTS = 16
+ROUNDS = 6
 
 
 @pytest.fixture(scope="session")
@@ -79,13 +80,13 @@ async def bounced(bouncer: URL, postgres_url: str) -> AsyncIterator[AsyncEngine]
     await engine.dispose()
 
 
-async def many_clients(engine: AsyncEngine, *, rounds: int = 20) -> None:
+async def many_clients(engine: AsyncEngine) -> None:
     """Every client runs distinct statements, in units of work and in read sessions."""
     sessions = make_session_factory(engine)
     reads = make_read_session_factory(engine)
 
     async def client(number: int) -> None:
-        for round_ in range(rounds):
+        for round_ in range(ROUNDS):
             async with transaction(sessions) as session:
                 value = await session.scalar(text(f"SELECT {number} + :r"), {"r": round_})
                 assert value == number + round_

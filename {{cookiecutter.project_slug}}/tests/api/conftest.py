@@ -12,7 +12,7 @@ from tests.api.contract import ContractCheck
 
 SECRET = "s3cret-Pa55"
 # Short, so that the tests of a full pool wait as little as they can.
-POOL_TIMEOUT = 0.25
+POOL_TIMEOUT = 0.1
 {%- if cookiecutter.id_type == "uuid" %}
 # Keys no column can hold: not UUIDs.
 UNREPRESENTABLE_KEYS = ["not-a-uuid", "0000000-0000-7000-8000-000000000001", "1"]

@@ -9,36 +9,34 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+# Each example feature is a folder in each of these places (the package's path is
+# filled in), and has migrations of its own; with none chosen, all of them go.
+EXAMPLE_FEATURES = ("blog", "ledger")
+FEATURE_FOLDERS = ("src/{package}/features", "tests/features", "tests/api")
+EXAMPLE_FILES = (
+    "migrations/versions/0002_accounts_and_transfers.py",
+    "migrations/versions/0003_post_status.py",
+    "benchmarks/data_layer.py",
+    "tests/test_benchmarks.py",
+)
+
 
 def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
     """Project-relative paths that belong to options not chosen."""
-    src = f"src/{answers['package_name']}"
+    package = answers["package_name"]
+    src = f"src/{package}"
     paths: list[str] = []
     if answers["use_fastapi"] is not True:
+        # The HTTP layer, and each feature's endpoints.
         paths += [f"{src}/api", "tests/api"]
+        paths += [f"{src}/features/{feature}/api" for feature in EXAMPLE_FEATURES]
     if answers["include_example_models"] is not True:
         paths += [
-            f"{src}/models/user.py",
-            f"{src}/models/post.py",
-            f"{src}/models/account.py",
-            f"{src}/repositories/users.py",
-            f"{src}/repositories/posts.py",
-            f"{src}/repositories/accounts.py",
-            f"{src}/services",
-            f"{src}/api/routes/users.py",
-            f"{src}/api/routes/posts.py",
-            f"{src}/api/routes/accounts.py",
-            f"{src}/api/schemas.py",
-            "migrations/versions/0002_accounts_and_transfers.py",
-            "migrations/versions/0003_post_status.py",
-            "benchmarks/data_layer.py",
-            "tests/test_benchmarks.py",
-            "tests/repositories",
-            "tests/services",
-            "tests/api/test_users.py",
-            "tests/api/test_posts.py",
-            "tests/api/test_accounts.py",
+            f"{folder.format(package=package)}/{feature}"
+            for folder in FEATURE_FOLDERS
+            for feature in EXAMPLE_FEATURES
         ]
+        paths += EXAMPLE_FILES
     if answers["id_type"] != "uuid":
         paths += [f"{src}/db/ids.py", "tests/test_ids.py"]
     if answers["ci"] != "github":

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
+from hooks import post_gen_project
 from tests.checkers import check_python, check_workflow, shared_environment
 from tests.conftest import Render
 from tests.options import (
@@ -18,6 +19,16 @@ from tests.options import (
     pairs_of,
 )
 from tests.rendering import effective_answers, render_into
+
+# The answers that leave out everything optional: the hook then lists all it can remove.
+ALL_OFF = {
+    "use_fastapi": False,
+    "include_example_models": False,
+    "id_type": "bigint",
+    "ci": "none",
+    "use_docker": False,
+    "license": "none",
+}
 
 
 def text_files(root: Path) -> list[Path]:
@@ -96,26 +107,22 @@ def assert_files_follow_the_options(project: Path, values: dict[str, Any]) -> No
         project / "README.md",
     ]
     assert [path for path in always if not path.is_file()] == []
-    assert (package / "api").is_dir() == values["use_fastapi"]
-    assert (project / "tests" / "api").is_dir() == values["use_fastapi"]
-    examples = [
-        package / "models" / "user.py",
-        package / "models" / "account.py",
-        package / "repositories" / "users.py",
-        package / "repositories" / "posts.py",
-        package / "services" / "transfers.py",
-        project / "migrations" / "versions" / "0002_accounts_and_transfers.py",
-        project / "migrations" / "versions" / "0003_post_status.py",
-        project / "benchmarks" / "data_layer.py",
-        project / "tests" / "repositories",
-        project / "tests" / "services",
+    # The hook says what each option's absence removes; everything else must be there.
+    removed = post_gen_project.paths_to_remove(values)
+    optional = post_gen_project.paths_to_remove(ALL_OFF | {"package_name": values["package_name"]})
+    kept = [
+        path
+        for path in optional
+        if not any(path == gone or path.startswith(f"{gone}/") for gone in removed)
     ]
-    with_examples = [path.exists() for path in examples]
-    assert with_examples == [values["include_example_models"]] * len(examples)
-    if values["use_fastapi"]:
-        routes = package / "api" / "routes"
-        example_routes = [routes / "users.py", routes / "posts.py", routes / "accounts.py"]
-        assert [path.is_file() for path in example_routes] == [values["include_example_models"]] * 3
+    assert sorted(path for path in optional if (project / path).exists()) == sorted(kept)
+    # The app finds each feature's endpoints, and nothing else names them.
+    features = package / "features"
+    assert sorted(path.parent.name for path in features.glob("*/api")) == (
+        sorted(post_gen_project.EXAMPLE_FEATURES)
+        if values["use_fastapi"] and values["include_example_models"]
+        else []
+    )
     uuid_files = [package / "db" / "ids.py", project / "tests" / "test_ids.py"]
     assert [path.is_file() for path in uuid_files] == [values["id_type"] == "uuid"] * 2
     migration = (project / "migrations" / "versions" / "0001_initial.py").read_text()

@@ -30,11 +30,11 @@ from {{ cookiecutter.package_name }}.db.ids import uuid7
 {%- endif %}
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+from {{ cookiecutter.package_name }}.features.blog.models import Post, User
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
 from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
-from {{ cookiecutter.package_name }}.models import Post, User
-from {{ cookiecutter.package_name }}.repositories import UserRepository
 from {{ cookiecutter.package_name }}.settings import Settings
 
 GET_SQL = "SELECT id, email, name, is_active, created_at, updated_at FROM users WHERE id = $1"

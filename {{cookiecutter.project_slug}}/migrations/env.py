@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.db.migrations import (
     limited_transactions,
     migration_lock,
 )
-from {{ cookiecutter.package_name }}.models import Base
+from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.settings import get_settings
 
 config = context.config
@@ -37,7 +37,7 @@ if (
 ):
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = load_models()
 limits: MigrationLimits = config.attributes.get(LIMITS_ATTRIBUTE) or MigrationLimits.from_settings(
     get_settings()
 )

@@ -13,10 +13,12 @@ from alembic import command
 from sqlalchemy import Engine, create_engine, text
 
 from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, alembic_config
-from {{ cookiecutter.package_name }}.models import Base
+from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.settings import get_settings
 from tests.harness.servers import SessionDatabase
 from tests.migration_copies import copy_migrations, offline_sql
+
+METADATA = load_models()
 
 # What the probe revision sees of the session it runs on.
 RECORD_SESSION = """
@@ -111,7 +113,7 @@ def test_upgrade_sql_needs_no_database_url(
     # Away from any .env that could set DATABASE_URL.
     monkeypatch.chdir(tmp_path)
     sql = offline_sql(alembic_config())
-    for table in ["alembic_version", *Base.metadata.tables]:
+    for table in ["alembic_version", *METADATA.tables]:
         assert f"CREATE TABLE {table} (" in sql
     # The lock and the timeouts first, inside the transaction.
     begin = sql.index("BEGIN;")

@@ -6,7 +6,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import RelationshipProperty
 
-from {{ cookiecutter.package_name }}.models import Base
+from {{ cookiecutter.package_name }}.db.base import Base
+from {{ cookiecutter.package_name }}.features import load_models
+
+load_models()
 
 EXPLICIT_LOADERS = {"raise", "raise_on_sql", "selectin", "joined", "noload"}
 CONVENTIONAL_NAME = re.compile(r"(pk|uq|ck|fk|ix)_")

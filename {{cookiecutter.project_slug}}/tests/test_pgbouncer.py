@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.db.session import (
     transaction,
 )
 {%- if cookiecutter.include_example_models %}
-from {{ cookiecutter.package_name }}.repositories import UserRepository
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import make_url
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
+from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
@@ -35,7 +36,7 @@ from tests.harness.servers import Server, SessionDatabase, session_clones
 MIGRATION_MODULES = (
     "alembic.command",
     "{{ cookiecutter.package_name }}.db.engine",
-    "{{ cookiecutter.package_name }}.models",
+    "{{ cookiecutter.package_name }}.features",
     "{{ cookiecutter.package_name }}.settings",
 )
 
@@ -44,6 +45,7 @@ def import_migration_modules() -> None:
     """Import what migrating needs, e.g. in a thread while a server starts."""
     for name in MIGRATION_MODULES:
         importlib.import_module(name)
+    load_models()
 
 
 def project_migrations() -> Migrations:

@@ -8,10 +8,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from {{ cookiecutter.package_name }}.api import health
 from {{ cookiecutter.package_name }}.api.errors import CONNECTION_ERRORS, install_error_handlers
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
-from {{ cookiecutter.package_name }}.api.routes import {% if cookiecutter.include_example_models %}accounts, health, posts, users{% else %}health{% endif %}
 from {{ cookiecutter.package_name }}.db.database import Database
+from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
@@ -59,9 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
     app.include_router(health.router)
-{%- if cookiecutter.include_example_models %}
-    app.include_router(users.router)
-    app.include_router(posts.router)
-    app.include_router(accounts.router)
-{%- endif %}
+    for feature in feature_modules("api"):
+        feature.install(app)
     return app

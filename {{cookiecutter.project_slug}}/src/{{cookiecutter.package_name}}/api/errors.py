@@ -29,9 +29,6 @@ from {{ cookiecutter.package_name }}.repositories.errors import (
     MissingReference,
     NotFound,
 )
-{%- if cookiecutter.include_example_models %}
-from {{ cookiecutter.package_name }}.services.transfers import InsufficientFunds
-{%- endif %}
 
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
@@ -98,12 +95,6 @@ async def already_exists(request: Request, error: Exception) -> JSONResponse:
 async def missing_reference(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, MissingReference)
     return error_response(422, "missing_reference", str(error), fields=list(error.fields))
-{%- if cookiecutter.include_example_models %}
-
-
-async def insufficient_funds(request: Request, error: Exception) -> JSONResponse:
-    return error_response(409, "insufficient_funds", str(error))
-{%- endif %}
 
 
 async def invalid_input(request: Request, error: Exception) -> JSONResponse:
@@ -215,15 +206,12 @@ async def database_error(request: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Exceptions no handler here takes are answered by api/middleware.py."""
+    """Exceptions no handler here or in a feature takes are answered by api/middleware.py."""
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_input)
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(AlreadyExists, already_exists)
     app.add_exception_handler(MissingReference, missing_reference)
-{%- if cookiecutter.include_example_models %}
-    app.add_exception_handler(InsufficientFunds, insufficient_funds)
-{%- endif %}
     app.add_exception_handler(DBAPIError, database_error)
     for connection_error in (OperationalError, InterfaceError, DatabaseUnavailable):
         app.add_exception_handler(connection_error, database_unavailable)

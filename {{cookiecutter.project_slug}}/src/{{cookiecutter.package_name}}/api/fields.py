@@ -3,11 +3,11 @@
 A value the column cannot hold is refused as invalid input (422) before any query,
 and the OpenAPI document shows the bounds.
 """
-{% if cookiecutter.id_type == "bigint" %}
+
 from typing import Annotated
 
-from pydantic import Field
-{% endif %}
+from pydantic import AfterValidator{% if cookiecutter.id_type == "bigint" %}, Field{% endif %}
+
 from {{ cookiecutter.package_name }}.db.base import Key
 
 # The range of a PostgreSQL bigint (signed 64 bits).
@@ -21,3 +21,13 @@ ApiKey = Key
 # A primary key, as a path or query parameter or in a body.
 ApiKey = Annotated[Key, Field(ge=BIGINT_MIN, le=BIGINT_MAX)]
 {%- endif %}
+
+
+def _without_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00) characters")
+    return value
+
+
+# PostgreSQL text cannot store NUL: reject it as invalid input, not as a database error.
+DatabaseText = Annotated[str, AfterValidator(_without_nul)]

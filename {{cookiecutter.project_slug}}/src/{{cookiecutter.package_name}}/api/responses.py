@@ -42,8 +42,8 @@ class ErrorResponse(BaseModel):
 ERROR_DESCRIPTIONS = {
     400: "malformed_request: the body could not be read (not JSON, not UTF-8).",
     404: "not_found: no row has the key given.",
-    409: "already_exists (`fields` names the unique fields){% if cookiecutter.include_example_models %}, insufficient_funds{% endif %} "
-    "or conflict: the change conflicts with the data as it is.",
+    409: "already_exists (`fields` names the unique fields), conflict (the change conflicts "
+    "with the data as it is), or a code of the operation's own business rule.",
     422: "invalid_input: a value was refused (`details` has one entry per value), "
     "or missing_reference: a key names no row (`fields` names it).",
     500: "internal_error: a bug. Quote `request_id` when reporting it.",

@@ -1,25 +1,6 @@
-"""Data access: one repository per aggregate on top of a small generic base."""
+"""Data access: a small generic base that each feature's repositories build on."""
 
-{% if cookiecutter.include_example_models -%}
-from {{ cookiecutter.package_name }}.repositories.accounts import AccountRepository, TransferRepository
-{% endif -%}
 from {{ cookiecutter.package_name }}.repositories.base import Repository
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists, MissingReference, NotFound
-{%- if cookiecutter.include_example_models %}
-from {{ cookiecutter.package_name }}.repositories.posts import PostRepository
-from {{ cookiecutter.package_name }}.repositories.users import UserRepository
-
-__all__ = [
-    "AccountRepository",
-    "AlreadyExists",
-    "MissingReference",
-    "NotFound",
-    "PostRepository",
-    "Repository",
-    "TransferRepository",
-    "UserRepository",
-]
-{%- else %}
 
 __all__ = ["AlreadyExists", "MissingReference", "NotFound", "Repository"]
-{%- endif %}

@@ -1,14 +1,38 @@
+"""Users and the posts they write.
+
+lazy="raise" on both sides of the relationship: a query says what it loads
+(selectinload, joinedload) instead of loading it by accident, one row at a time.
+"""
+
 import enum
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, primary_key
 
-if TYPE_CHECKING:
-    from {{ cookiecutter.package_name }}.models.user import User
+
+class User(TimestampMixin, Base):
+    __tablename__ = "users"
+    __table_args__ = (Index(None, "is_active", "created_at"),)
+
+    id: Mapped[Key] = primary_key()
+    # unique + index make one unique index (ix_users_email), not two structures.
+    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
+
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="author",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        lazy="raise",
+        order_by="Post.id",
+    )
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r})"
 
 
 class PostStatus(enum.StrEnum):
@@ -39,7 +63,7 @@ class Post(TimestampMixin, Base):
         server_default=PostStatus.DRAFT.value,
     )
 
-    author: Mapped["User"] = relationship(back_populates="posts", lazy="raise")
+    author: Mapped[User] = relationship(back_populates="posts", lazy="raise")
 
     def __repr__(self) -> str:
         return f"Post(id={self.id!r}, author_id={self.author_id!r})"

@@ -11,8 +11,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
-from {{ cookiecutter.package_name }}.models import User
-from {{ cookiecutter.package_name }}.repositories import UserRepository
+from {{ cookiecutter.package_name }}.features.blog.models import User
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from tests.api.conftest import SECRET, UNREPRESENTABLE_KEYS, checked_client
 from tests.api.contract import ContractCheck
 from tests.harness.queries import QueryGuard

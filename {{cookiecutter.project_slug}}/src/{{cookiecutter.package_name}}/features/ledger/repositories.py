@@ -1,9 +1,11 @@
+"""Data access for accounts and the ledger of transfers."""
+
 from collections.abc import Collection
 
 from sqlalchemy import select
 
 from {{ cookiecutter.package_name }}.db.base import Key
-from {{ cookiecutter.package_name }}.models import Account, Transfer
+from {{ cookiecutter.package_name }}.features.ledger.models import Account, Transfer
 from {{ cookiecutter.package_name }}.repositories.base import Repository
 
 

@@ -1,3 +1,5 @@
+"""Accounts, and the ledger of transfers between them: balances never go below zero."""
+
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 

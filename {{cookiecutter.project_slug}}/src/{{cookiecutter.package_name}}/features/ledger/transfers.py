@@ -3,9 +3,9 @@
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.base import Key
-from {{ cookiecutter.package_name }}.models import Transfer
-from {{ cookiecutter.package_name }}.repositories import NotFound
-from {{ cookiecutter.package_name }}.repositories.accounts import AccountRepository, TransferRepository
+from {{ cookiecutter.package_name }}.features.ledger.models import Transfer
+from {{ cookiecutter.package_name }}.features.ledger.repositories import AccountRepository, TransferRepository
+from {{ cookiecutter.package_name }}.repositories.errors import NotFound
 
 
 class InsufficientFunds(Exception):

@@ -9,9 +9,10 @@ from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.session import transaction
-from {{ cookiecutter.package_name }}.models import User
-from {{ cookiecutter.package_name }}.repositories import AlreadyExists, UserRepository
+from {{ cookiecutter.package_name }}.features.blog.models import User
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
+from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists
 from tests.harness.queries import QueryGuard
 from tests.keys import new_key
 

@@ -11,9 +11,9 @@ from {{ cookiecutter.package_name }}.api.responses import (
     QUERIES,
     WITH_BODY,
 )
-from {{ cookiecutter.package_name }}.api.schemas import UserCreate, UserRead, UserUpdate
-from {{ cookiecutter.package_name }}.models import User
-from {{ cookiecutter.package_name }}.repositories import UserRepository
+from {{ cookiecutter.package_name }}.features.blog.api.schemas import UserCreate, UserRead, UserUpdate
+from {{ cookiecutter.package_name }}.features.blog.models import User
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/users", tags=["users"], responses=QUERIES)

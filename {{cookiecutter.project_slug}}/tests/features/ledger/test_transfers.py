@@ -17,9 +17,10 @@ from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
-from {{ cookiecutter.package_name }}.models import Account, Transfer
-from {{ cookiecutter.package_name }}.repositories import AccountRepository, NotFound
-from {{ cookiecutter.package_name }}.services.transfers import InsufficientFunds, transfer
+from {{ cookiecutter.package_name }}.features.ledger.models import Account, Transfer
+from {{ cookiecutter.package_name }}.features.ledger.repositories import AccountRepository
+from {{ cookiecutter.package_name }}.features.ledger.transfers import InsufficientFunds, transfer
+from {{ cookiecutter.package_name }}.repositories.errors import NotFound
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.keys import MISSING_KEY
 

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.package_name }}.models import Post
+from {{ cookiecutter.package_name }}.features.blog.models import Post
 from tests.api.conftest import UNREPRESENTABLE_KEYS
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json

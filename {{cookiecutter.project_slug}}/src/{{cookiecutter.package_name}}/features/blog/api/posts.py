@@ -6,8 +6,8 @@ from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, Ses
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
 from {{ cookiecutter.package_name }}.api.pages import Page, page_of
 from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
-from {{ cookiecutter.package_name }}.api.schemas import PostCreate, PostRead, PostUpdate
-from {{ cookiecutter.package_name }}.repositories import PostRepository
+from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
+from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)

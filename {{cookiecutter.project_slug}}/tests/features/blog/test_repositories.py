@@ -6,8 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.session import WriteInReadOnlySession
-from {{ cookiecutter.package_name }}.models import Post, User
-from {{ cookiecutter.package_name }}.repositories import AlreadyExists, NotFound, UserRepository
+from {{ cookiecutter.package_name }}.features.blog.models import Post, User
+from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
+from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists, NotFound
 from tests.harness.queries import QueryGuard
 
 

@@ -11,22 +11,30 @@ from {{ cookiecutter.package_name }}.api.dependencies import (
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
 from {{ cookiecutter.package_name }}.api.responses import (
     BY_KEY,
-    CONFLICTING_WRITE,
     QUERIES,
     WITH_BODY,
+    ErrorResponse,
+    Responses,
 )
-from {{ cookiecutter.package_name }}.api.schemas import (
+from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
+from {{ cookiecutter.package_name }}.features.ledger.api.schemas import (
     AccountCreate,
     AccountRead,
     TransferCreate,
     TransferRead,
 )
-from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
-from {{ cookiecutter.package_name }}.models import Transfer
-from {{ cookiecutter.package_name }}.repositories import AccountRepository
-from {{ cookiecutter.package_name }}.services.transfers import transfer
+from {{ cookiecutter.package_name }}.features.ledger.models import Transfer
+from {{ cookiecutter.package_name }}.features.ledger.repositories import AccountRepository
+from {{ cookiecutter.package_name }}.features.ledger.transfers import transfer
 
 router = APIRouter(tags=["accounts"], responses=QUERIES)
+REFUSED_TRANSFER: Responses = {
+    409: {
+        "model": ErrorResponse,
+        "description": "insufficient_funds: the source account cannot cover the amount; "
+        "nothing was changed.",
+    }
+}
 
 
 @router.post("/accounts", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
@@ -43,7 +51,7 @@ async def get_account(account_id: ApiKey, session: ReadSessionDep) -> AccountRea
 @router.post(
     "/transfers",
     status_code=status.HTTP_201_CREATED,
-    responses={**WITH_BODY, **BY_KEY, **CONFLICTING_WRITE},
+    responses={**WITH_BODY, **BY_KEY, **REFUSED_TRANSFER},
 )
 async def create_transfer(body: TransferCreate, sessions: SessionFactoryDep) -> TransferRead:
     # Not SessionDep: a retry must start a new transaction, so this route owns its own.

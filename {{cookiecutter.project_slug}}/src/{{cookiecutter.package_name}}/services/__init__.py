@@ -1,1 +1,0 @@
-"""Operations that span several repositories and carry the business rules."""

@@ -104,6 +104,10 @@ NAME_CASES = [
         {"project_name": "Billing API", "description": 'Bills "customers" & sends \\ invoices'},
         id="custom-name-and-quotes",
     ),
+    # Imports sort the same whether the package's name comes before or after
+    # the project's own benchmarks and tests packages.
+    pytest.param({"project_name": "Able"}, id="package-before-benchmarks"),
+    pytest.param({"project_name": "Zulu"}, id="package-after-tests"),
 ]
 SLOW_OPTIONS = {name: values for name, values in OPTIONS.items() if name != "python_version"}
 SLOW_COMBINATIONS = [

@@ -229,10 +229,14 @@ def test_combination(tmp_path: Path, check_environment: Path, answers: dict[str,
 
 
 @pytest.mark.parametrize("answers", NAME_CASES)
-def test_free_text_answers_survive_rendering(render: Render, answers: dict[str, Any]) -> None:
+def test_free_text_answers_survive_rendering(
+    render: Render, check_environment: Path, answers: dict[str, Any]
+) -> None:
     project = render(**answers)
     assert_no_template_tags(project)
     assert_pyproject(project, effective_answers(**answers))
+    ok, output = check_python(project, check_environment)
+    assert ok, output
 
 
 def test_slow_tier_covers_every_pair_of_option_values() -> None:

@@ -1,37 +1,62 @@
 """The data-layer benchmark still runs: a tiny workload, every scenario, sane figures."""
 
-import importlib.util
+import json
 import math
+import subprocess
+import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-pytestmark = pytest.mark.harness
+from benchmarks.data_layer.runner import COLUMNS
+from benchmarks.reporting import Row, print_table
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# The benchmark starts a cluster of its own, also when TEST_DATABASE_URL is set.
+pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
+PROJECT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.isolated_db
-async def test_data_layer_benchmark_runs_every_scenario(postgres_url: str) -> None:
-    data_layer = load("data_layer")
-    sizes = data_layer.Sizes(
-        bulk_rows=1_200, gets=20, listed_users=10, concurrency=(2,), ops_per_level=40, repeat=1
+def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    # A scale that still takes the insert past add_many's COPY threshold.
+    command = ["-m", "benchmarks.data_layer", "--scale", "0.012", "--repeat", "1", "--json"]
+    result = subprocess.run(
+        [sys.executable, *command],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
-    report = await data_layer.run(postgres_url, sizes)
-    scenarios = {row.scenario for row in report.rows}
-    assert len(scenarios) == 5
-    for row in report.rows:
-        assert row.seconds > 0
-        assert math.isfinite(report.ratio(row.scenario, row.variant))
-    listing = {row.variant: row.extra for row in report.rows if row.scenario.startswith("list")}
-    assert listing["repository list_with_posts (selectinload)"]["queries"] == "2"
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    rows = [Row(**row) for row in document["rows"]]
+    scenarios = {row.scenario for row in rows}
+    # insert, gets, requests, list, and one scenario per level of concurrency.
+    assert len(scenarios) == 4 + len(document["settings"]["concurrency"])
+    for row in rows:
+        assert isinstance(row.figures["seconds"], float)
+        assert row.figures["seconds"] > 0
+        assert len(row.ratios) == 1
+        assert all(math.isfinite(ratio) for ratio in row.ratios.values())
+    listing = {row.variant: row.figures for row in rows if row.scenario.startswith("list")}
+    assert listing["repository list_with_posts (selectinload)"]["queries"] == 2
+    # A line on stderr as each scenario starts and ends, the seeding of the reads too.
+    started, finished = progress_lines(result.stderr)
+    assert started == finished
+    assert len(finished) == len(scenarios) + 1
+
+    print_table(rows, COLUMNS)
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["scenario", "variant", "time", "ratio", "details"]
+    assert len(table) == 1 + len(rows)
+
+
+def progress_lines(stderr: str) -> tuple[list[str], list[str]]:
+    lines = stderr.splitlines()
+    started = [line.removeprefix("start ") for line in lines if line.startswith("start ")]
+    finished = [
+        line.removeprefix("done  ").rsplit(" in ", 1)[0]
+        for line in lines
+        if line.startswith("done  ")
+    ]
+    return started, finished

@@ -1,5 +1,6 @@
 """The harness benchmark still runs with its documented command and prints every figure."""
 
+import json
 import os
 import re
 import subprocess
@@ -8,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.per_test_cost import print_report
+from benchmarks.reporting import Row
+
 # The benchmark starts private clusters, also when TEST_DATABASE_URL is set.
 pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "per_test_cost.py"
+PROJECT = Path(__file__).resolve().parents[1]
 ROWS = [
     "harness",
     "harness, first run",
@@ -21,9 +25,13 @@ ROWS = [
 ]
 
 
-def test_per_test_cost_benchmark_prints_a_row_per_variant() -> None:
+def test_per_test_cost_benchmark_prints_a_row_per_variant(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    options = ["--tests", "3", "--repeat", "1", "--skip-peer", "--json"]
     result = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--tests", "3", "--repeat", "1", "--skip-peer"],
+        [sys.executable, "-m", "benchmarks.per_test_cost", *options],
+        cwd=PROJECT,
         env={key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"},
         capture_output=True,
         text=True,
@@ -31,13 +39,20 @@ def test_per_test_cost_benchmark_prints_a_row_per_variant() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.splitlines()
-    header = next(index for index, line in enumerate(lines) if line.startswith("variant"))
-    rows = [re.split(r" {2,}", line.strip()) for line in lines[header + 1 :]]
-    table = {cells[0]: cells[1:] for cells in rows[: rows.index([""])]}
-    assert list(table) == ROWS
-    figures = {name: [float(cell) for cell in cells] for name, cells in table.items()}
+    document = json.loads(result.stdout)
+    assert [row["variant"] for row in document["rows"]] == ROWS
+    figures = {row["variant"]: row["figures"] for row in document["rows"]}
     # With three tests the slopes are noise; the cold start is not: it runs initdb.
-    assert figures["harness, first run"][0] > figures["harness"][0]
-    assert figures["harness -n 2"][0] > 0
-    assert re.search(r"-n 2 wall time / serial wall time: \d+\.\d\d", result.stdout)
+    assert figures["harness, first run"]["startup_ms"] > figures["harness"]["startup_ms"]
+    assert figures["harness -n 2"]["wall_s"] > 0
+    assert document["summary"]["parallel_over_serial_wall"] > 0
+    # A line on stderr as each run starts and ends.
+    assert "start harness: floor, 1 test\n" in result.stderr
+    assert re.search(r"^done  harness: isolated, 3 tests in \d+\.\d s$", result.stderr, re.M)
+
+    print_report([Row(**row) for row in document["rows"]], 3, document["summary"])
+    lines = capsys.readouterr().out.splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("variant"))
+    table = [re.split(r" {2,}", line.strip()) for line in lines[header + 1 :]]
+    assert [cells[0] for cells in table[: table.index([""])]] == ROWS
+    assert re.search(r"-n 2 wall time / serial wall time: \d+\.\d\d", "\n".join(lines))

@@ -48,12 +48,9 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
 
-    # A fixed pool without overflow: overflow connections are closed on return,
-    # so bursts turn into reconnect churn (the common 5 + 10 overflow opened 36-129
-    # new connections per 10,000 requests in benchmarks/data_layer.py; this pool
-    # opened none). Sizes 5 to 20 gave the same throughput at 64 concurrent tasks,
-    # where Python, not the pool, is the limit. Read-only sessions have a pool of
-    # the same size (db/engine.py), opened as reads need it: budget
+    # A fixed pool without overflow: overflow connections are closed on return, so
+    # bursts would turn into reconnects (README, Speed). Read-only sessions have a
+    # pool of the same size (db/engine.py), opened as reads need it: budget
     # processes x 2 x pool_size against the server's max_connections.
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=0, ge=0)
@@ -61,11 +58,10 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(default=5.0, gt=0)
     # Seconds after which a connection is replaced, below typical proxy idle limits.
     pool_recycle: int = Field(default=1800, ge=-1)
-    # Off: a ping is a round trip on every checkout (BEGIN, ping, ROLLBACK with
-    # asyncpg), which made a request 1.6x slower in benchmarks/data_layer.py. The
-    # async engine instead replaces connections the server has closed (a restart)
-    # for free at checkout. Turn it on when something between the service and
-    # the server can drop idle connections silently.
+    # Off: a ping is a round trip on every checkout (README, Speed). The async
+    # engine replaces connections the server has closed (a restart) for free at
+    # checkout. Turn it on when something between the service and the server can
+    # drop idle connections silently.
     pool_pre_ping: bool = False
     # Logs every statement and its parameters: for debugging only.
     echo: bool = False

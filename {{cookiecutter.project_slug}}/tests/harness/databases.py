@@ -32,7 +32,7 @@ from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from tests.harness.identity import RunIdentity
 from tests.harness.servers import Server, SessionDatabase, session_clones
 
-# Alembic and what migrations/env.py imports: ~0.3 s before the first revision runs.
+# Alembic and what migrations/env.py imports, slow enough to import while the server starts.
 MIGRATION_MODULES = (
     "alembic.command",
     "{{ cookiecutter.package_name }}.db.engine",
@@ -69,7 +69,7 @@ def died(cluster: Cluster) -> str | None:
 
 @contextlib.contextmanager
 def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
-    # The first engine imports asyncpg (~50 ms): do it while the cluster is copied and started.
+    # The first engine imports asyncpg: do it while the cluster is copied and started.
     with ThreadPoolExecutor(max_workers=1) as preload:
         driver = preload.submit(importlib.import_module, "asyncpg")
         with shared_cluster(bindir, identity.run, project_migrations()) as cluster:

@@ -55,7 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="{{ cookiecutter.project_name }}", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)

@@ -73,9 +73,9 @@ def create_async_engine_from_settings(settings: Settings, **overrides: Any) -> A
 def create_read_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
     """A pool of its own whose connections stay in autocommit, for read-only sessions.
 
-    Switching a shared engine's connections to autocommit at each checkout, and
-    back at return, cost ~20% more CPU per read (benchmarks/data_layer.py).
-    The pool has the same settings and connects only when reads need it.
+    Cheaper than switching a shared engine's connections to autocommit at each
+    checkout and back at return (README, Speed). The pool has the same settings
+    and connects only when reads need it.
     """
     return create_async_engine_from_settings(settings, isolation_level="AUTOCOMMIT", **overrides)
 

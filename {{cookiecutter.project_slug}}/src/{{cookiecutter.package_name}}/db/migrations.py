@@ -107,7 +107,7 @@ def alembic_config(
 ) -> "Config":
     """The project's Alembic config, optionally bound to an open connection and limits."""
     # Imported on use: the test harness imports this module at every start but
-    # migrates only when it rebuilds its cache, and Alembic takes ~0.2 s to import.
+    # migrates only when it rebuilds its cache, and Alembic is slow to import.
     from alembic.config import Config
 
     ini = PROJECT_ROOT / "alembic.ini"

@@ -5,8 +5,7 @@ async sessions an expired attribute would need an implicit query, which fails.
 
 Reads that need no transaction use read-only sessions on an engine whose
 connections stay in autocommit mode: one round trip per query instead of three
-(BEGIN, query, COMMIT), which made a read request ~1.6x faster in
-benchmarks/data_layer.py. Each statement then sees its own snapshot; when
+(BEGIN, query, COMMIT). Each statement then sees its own snapshot; when
 several reads must agree with each other, or for any write, use `transaction()`.
 """
 

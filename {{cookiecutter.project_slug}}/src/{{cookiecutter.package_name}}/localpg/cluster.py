@@ -123,7 +123,7 @@ class Cluster:
 
     def _wait_until_ready(self, timeout: float) -> None:
         # postmaster.pid's 8th line turns "ready" once connections are accepted;
-        # polling it is ~90 ms faster per start than `pg_ctl start -w`.
+        # polling it is faster per start than `pg_ctl start -w`, which sleeps between checks.
         pid_file = self.datadir / "postmaster.pid"
         deadline = time.monotonic() + timeout
         assert self.process is not None

@@ -32,14 +32,14 @@ ModelT = TypeVar("ModelT", bound=Base)
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 # From this many rows add_many uses COPY: below it, the extra round trip for
-# the keys costs more than COPY saves (benchmarks/data_layer.py measures both).
+# the keys costs more than COPY saves (README, Speed).
 COPY_THRESHOLD = 1_000
 
 
 class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){% else %}[ModelT: Base]{% endif %}:
     model: type[ModelT]
     # Built once per model: a prebuilt statement skips the rebuilding and cache
-    # keying that session.get() does per call (~20% of a one-row read request).
+    # keying that session.get() does per call (README, Speed).
     _by_key: ClassVar[Select[Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -109,7 +109,7 @@ class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){
         """Insert rows in the caller's transaction; returns their primary keys, in order.
 
         Up to COPY_THRESHOLD rows go as INSERT ... RETURNING; more go through
-        PostgreSQL's COPY, ~3x faster. Every row must name the same columns.
+        PostgreSQL's COPY (README, Speed). Every row must name the same columns.
         """
         if not rows:
             return []

@@ -1,0 +1,1 @@
+"""Benchmarks, run from the project root as modules: `uv run python -m benchmarks.<name>`."""

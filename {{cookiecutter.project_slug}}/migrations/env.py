@@ -17,10 +17,10 @@ from alembic import context
 from sqlalchemy import Connection, Engine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLimits
 from {{ cookiecutter.package_name }}.db.migrations import (
     LIMITS_ATTRIBUTE,
     MIGRATION_LOCK,
-    MigrationLimits,
     limited_transactions,
     migration_lock,
 )

@@ -16,6 +16,7 @@ from sqlalchemy import URL, make_url
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db import migrations
+from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
@@ -265,7 +266,7 @@ def test_migrate_behind_a_held_lock_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, postgres_url: str
 ) -> None:
     def held(url: URL) -> None:
-        raise migrations.MigrationLockTimeout("revision 0003 waited more than 5 s for a lock")
+        raise MigrationLockTimeout("revision 0003 waited more than 5 s for a lock")
 
     monkeypatch.setattr(cli, "upgrade_database", held)
     monkeypatch.setenv("DATABASE_URL", postgres_url)

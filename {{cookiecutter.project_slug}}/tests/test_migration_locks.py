@@ -20,13 +20,12 @@ from pydantic import ValidationError
 from sqlalchemy import URL
 
 from {{ cookiecutter.package_name }}.db import migrations
-from {{ cookiecutter.package_name }}.db.migrations import (
-    MIGRATION_LOCK,
+from {{ cookiecutter.package_name }}.db.migration_limits import (
     MigrationLimits,
     MigrationLockTimeout,
     MigrationStatementTimeout,
-    upgrade_database,
 )
+from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, upgrade_database
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.servers import SessionDatabase, connect
 from tests.migration_copies import MigrationsCopy, copy_migrations

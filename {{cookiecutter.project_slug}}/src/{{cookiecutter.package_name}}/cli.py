@@ -21,7 +21,8 @@ from pydantic import SecretStr
 from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }}.db.migrations import MigrationTimeout, create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
+from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse

@@ -145,10 +145,7 @@ def shared_api() -> "FastAPI":
 
 def bound_to_test(app: "FastAPI", db_scope: DatabaseScope) -> "FastAPI":
     """`app` with its requests' units of work running on the test's sessions."""
-    from {{ cookiecutter.package_name }}.api.dependencies import get_read_session_factory, get_session_factory
-
-    app.dependency_overrides[get_session_factory] = lambda: db_scope.sessions
-    app.dependency_overrides[get_read_session_factory] = lambda: db_scope.read_sessions
+    app.state.database = db_scope.database
     return app
 
 
@@ -159,7 +156,7 @@ def api(shared_api: "FastAPI", db_scope: DatabaseScope) -> Iterator["FastAPI"]:
     Shared by the tests of a process: a test that adds routes asks for `own_api`.
     """
     yield bound_to_test(shared_api, db_scope)
-    shared_api.dependency_overrides.clear()
+    del shared_api.state.database
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
+from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import (
     ReadOnlySession,
@@ -87,6 +88,16 @@ class DatabaseScope:
                 self.engine.execution_options(isolation_level="AUTOCOMMIT")
             )
         return savepoint_sessions(self.connection, ReadOnlySession)
+
+    @property
+    def database(self) -> Database:
+        """The test's sessions in the shape the app holds its database in."""
+        return Database(
+            engine=self.engine,
+            read_engine=self.engine,
+            sessions=self.sessions,
+            read_sessions=self.read_sessions,
+        )
 
 
 @asynccontextmanager

@@ -11,14 +11,8 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel, Field
 
+from {{ cookiecutter.package_name }}.api.bodies import Keyed
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
-
-
-class Keyed(BaseModel):
-    """A response body that carries its primary key."""
-
-    id: ApiKey
-
 
 {% if cookiecutter.python_version == "3.11" -%}
 ItemT = TypeVar("ItemT", bound=Keyed)

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+{%- if cookiecutter.python_version == "3.11" %}
 
-{% if cookiecutter.python_version == "3.11" -%}
 T = TypeVar("T")
+{%- endif %}
 
 
-{% endif -%}
 class Attempts:
     """Counts the runs of the units of work it wraps, the retries of run_in_transaction."""
 

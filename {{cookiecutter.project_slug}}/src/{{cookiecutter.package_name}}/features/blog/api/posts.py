@@ -1,14 +1,11 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
-from {{ cookiecutter.package_name }}.api.pages import Page, page_of
+from {{ cookiecutter.package_name }}.api.pages import Page, PageParamsDep, page_of
 from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
-from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
 
@@ -22,15 +19,12 @@ async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
 
 @router.get("")
 async def list_posts(
-    session: ReadSessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: ApiKey | None = None,
-    author_id: ApiKey | None = None,
+    session: ReadSessionDep, page: PageParamsDep, author_id: ApiKey | None = None
 ) -> Page[PostRead]:
     posts = await PostRepository(session).list_with_authors(
-        limit=limit, after=after, author_id=author_id
+        limit=page.limit, after=page.after, author_id=author_id
     )
-    return page_of(posts, limit, PostRead)
+    return page_of(posts, page.limit, PostRead)
 
 
 @router.get("/{post_id}", responses=BY_KEY)

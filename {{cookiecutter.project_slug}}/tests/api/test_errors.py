@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, WITH_BODY
 from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.api.conftest import checked_client, client_for
+from tests.api.conftest import assert_database_unavailable, checked_client, client_for
 
 SECRET_DETAIL = "detail-the-client-must-not-see"
 
@@ -129,9 +129,7 @@ async def test_a_missing_unix_socket_is_an_unavailable_database(tmp_path: Path) 
     # The same FileNotFoundError as above, raised as the pool connects: not a bug.
     settings = Settings(database_url=SecretStr(f"postgresql://app@/app?host={tmp_path}"))
     async with client_for(create_app(settings)) as client:
-        response = await client.get("/health/ready")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "database_unavailable"
+        assert_database_unavailable(await client.get("/health/ready"))
 
 
 async def test_a_valid_request_id_is_kept_and_logged(

@@ -13,7 +13,12 @@ from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
 from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
-from tests.api.conftest import SECRET, UNREPRESENTABLE_KEYS, checked_client
+from tests.api.conftest import (
+    UNREPRESENTABLE_KEYS,
+    assert_database_unavailable,
+    assert_service_busy,
+    checked_client,
+)
 from tests.api.contract import ContractCheck
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY
@@ -102,19 +107,11 @@ async def test_hostile_input_is_rejected_and_changes_nothing(
 async def test_unreachable_database_is_503_with_retry_after(
     unreachable_client: httpx.AsyncClient,
 ) -> None:
-    response = await unreachable_client.get("/users")
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "database_unavailable"
-    assert SECRET not in response.text
+    assert_database_unavailable(await unreachable_client.get("/users"))
 
 
 async def test_exhausted_pool_is_503_not_a_hang(exhausted_client: httpx.AsyncClient) -> None:
-    response = await asyncio.wait_for(exhausted_client.get("/users"), timeout=10)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    # Not database_unavailable: the database is fine, the service is saturated.
-    assert response.json()["error"]["code"] == "service_busy"
+    assert_service_busy(await asyncio.wait_for(exhausted_client.get("/users"), timeout=10))
 
 
 @pytest.mark.isolated_db

@@ -1,5 +1,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -66,16 +67,21 @@ async def exhausted_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient
         yield client
 
 
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error object of an answer that must have `status` (its body shows if it has not)."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
 def assert_database_unavailable(response: httpx.Response) -> None:
     """The answer while the database cannot be reached: retry later, and no password."""
-    assert response.status_code == 503
+    assert error_of(response, 503)["code"] == "database_unavailable"
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "database_unavailable"
     assert SECRET not in response.text
 
 
 def assert_service_busy(response: httpx.Response) -> None:
     """The answer while no connection is free: the database is fine, the service saturated."""
-    assert response.status_code == 503
+    assert error_of(response, 503)["code"] == "service_busy"
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "service_busy"

@@ -13,7 +13,7 @@ from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.api.responses import QUERIES
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.api.conftest import checked_client, client_for
+from tests.api.conftest import checked_client, client_for, error_of
 
 ClientFor = Callable[[FastAPI], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -46,8 +46,7 @@ async def test_statement_timeout_is_504(postgres_url: str) -> None:
 async def test_value_the_database_refuses_is_422(postgres_url: str) -> None:
     app = create_app(Settings(database_url=SecretStr(postgres_url)))
     response = await answer_to(app, "SELECT CAST(:value AS smallint)", {"value": "40000"})
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_input"
+    assert error_of(response, 422)["code"] == "invalid_input"
 
 
 async def test_a_database_behind_its_migrations_is_503_and_says_migrate(
@@ -55,9 +54,8 @@ async def test_a_database_behind_its_migrations_is_503_and_says_migrate(
 ) -> None:
     app = create_app(Settings(database_url=SecretStr(postgres_url)))
     response = await answer_to(app, "SELECT id FROM a_table_no_migration_created")
-    assert response.status_code == 503
+    assert error_of(response, 503)["code"] == "schema_out_of_date"
     assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "schema_out_of_date"
     assert "run the migrate command" in caplog.text
 
 
@@ -65,8 +63,7 @@ async def test_an_unexpected_database_error_is_a_500_with_the_request_id_only(
     own_api: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     response = await answer_to(own_api, "SELEC 'driver text'", client=checked_client)
-    assert response.status_code == 500
-    error = response.json()["error"]
+    error = error_of(response, 500)
     assert error["code"] == "internal_error"
     assert error["request_id"] == response.headers["x-request-id"]
     assert "driver text" not in response.text

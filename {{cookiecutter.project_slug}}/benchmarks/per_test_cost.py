@@ -13,7 +13,6 @@ pytest-postgresql's N tests, which take a minute). All figures are from one
 invocation on one machine: compare the ratios, not the absolute numbers, across machines.
 """
 
-import argparse
 import os
 import shutil
 import sys
@@ -30,7 +29,7 @@ from benchmarks.reporting import (
     Column,
     Figure,
     Row,
-    add_json_option,
+    benchmark_parser,
     best_of,
     print_json,
     print_table,
@@ -192,19 +191,11 @@ def print_report(rows: list[Row], count: int, totals: dict[str, Figure]) -> None
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.per_test_cost",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("benchmarks.per_test_cost", __doc__, "measurement")
     parser.add_argument("--tests", type=int, default=200, help="tests per variant (default 200)")
-    parser.add_argument(
-        "--repeat", type=int, default=3, help="runs per measurement; the best counts (default 3)"
-    )
     parser.add_argument(
         "--skip-peer", action="store_true", help="do not install and run pytest-postgresql"
     )
-    add_json_option(parser)
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harness-benchmark-") as scratch:
         work = Path(scratch)

@@ -52,12 +52,24 @@ def print_table(rows: Sequence[Row], columns: Sequence[Column]) -> None:
         print(line(texts).rstrip())
 
 
-def add_json_option(parser: argparse.ArgumentParser) -> None:
+def benchmark_parser(
+    module: str, description: str | None, measured: str
+) -> argparse.ArgumentParser:
+    """The options every benchmark has: --repeat for each `measured` thing, and --json."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help=f"runs per {measured}; the best counts (default 3)"
+    )
     parser.add_argument(
         "--json",
         action="store_true",
         help="print the results as one JSON document instead of a table",
     )
+    return parser
 
 
 def print_json(

@@ -1,38 +1,24 @@
 """The data-layer benchmark still runs: a tiny workload, every scenario, sane figures."""
 
-import json
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks.data_layer.runner import COLUMNS
-from benchmarks.reporting import Row, print_table
+from benchmarks.reporting import print_table
+from tests.benchmark_runs import run_benchmark
 
 # The benchmark starts a cluster of its own, also when TEST_DATABASE_URL is set.
 pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     # A scale that still takes the insert past add_many's COPY threshold.
-    command = ["-m", "benchmarks.data_layer", "--scale", "0.012", "--repeat", "1", "--json"]
-    result = subprocess.run(
-        [sys.executable, *command],
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    document = json.loads(result.stdout)
-    rows = [Row(**row) for row in document["rows"]]
+    run = run_benchmark("benchmarks.data_layer", "--scale", "0.012", "--repeat", "1")
+    rows = run.rows
     scenarios = {row.scenario for row in rows}
     # insert, gets, requests, list, and one scenario per level of concurrency.
-    assert len(scenarios) == 4 + len(document["settings"]["concurrency"])
+    assert len(scenarios) == 4 + len(run.document["settings"]["concurrency"])
     for row in rows:
         assert isinstance(row.figures["seconds"], float)
         assert row.figures["seconds"] > 0
@@ -41,7 +27,7 @@ def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[
     listing = {row.variant: row.figures for row in rows if row.scenario.startswith("list")}
     assert listing["repository list_with_posts (selectinload)"]["queries"] == 2
     # A line on stderr as each scenario starts and ends, the seeding of the reads too.
-    started, finished = progress_lines(result.stderr)
+    started, finished = progress_lines(run.stderr)
     assert started == finished
     assert len(finished) == len(scenarios) + 1
 

@@ -2,12 +2,9 @@
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -17,12 +14,9 @@ from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE
-from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
-from tests.harness.databases import project_migrations
-
-SECRET = "s3cret-Pa55"
-POOL_TIMEOUT = 0.1
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.settings import get_settings
+from tests.faults import POOL_TIMEOUT, SECRET, UNREACHABLE_URL, one_connection_settings
 
 
 async def select_one(engine: AsyncEngine) -> int:
@@ -32,13 +26,7 @@ async def select_one(engine: AsyncEngine) -> int:
 
 @pytest.fixture
 async def one_connection_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
-    settings = Settings(
-        database_url=SecretStr(postgres_url),
-        pool_size=1,
-        max_overflow=0,
-        pool_timeout=POOL_TIMEOUT,
-    )
-    engine = create_async_engine_from_settings(settings)
+    engine = create_async_engine_from_settings(one_connection_settings(postgres_url))
     yield engine
     await engine.dispose()
 
@@ -67,31 +55,27 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_failed_reque
     assert await select_one(one_connection_engine) == 1
 
 
-async def test_the_next_unit_of_work_succeeds_after_a_database_restart(server_bindir: Path) -> None:
-    # A cluster of this test's own: stopping the shared one would break other tests.
-    with shared_cluster(
-        server_bindir, f"restart-{uuid.uuid4().hex[:8]}", project_migrations()
-    ) as cluster:
-        url = cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
-        # One pooled connection, so the one the restart killed is the one reused.
-        settings = Settings(database_url=SecretStr(url), pool_size=1, max_overflow=0)
-        engine = create_async_engine_from_settings(settings)
-        try:
-            assert await select_one(engine) == 1
-            cluster.stop()
-            # With the socket gone, asyncpg raises a bare OSError that SQLAlchemy does not wrap.
-            with pytest.raises((DBAPIError, OSError)):
-                await select_one(engine)
-            cluster.start()
-            assert await select_one(engine) == 1
-        finally:
-            await engine.dispose()
+async def test_the_next_unit_of_work_succeeds_after_a_database_restart(
+    restartable_cluster: Cluster,
+) -> None:
+    settings = one_connection_settings(restartable_cluster.url(MIGRATED_DATABASE))
+    engine = create_async_engine_from_settings(settings)
+    try:
+        assert await select_one(engine) == 1
+        restartable_cluster.stop()
+        # With the socket gone, asyncpg raises a bare OSError that SQLAlchemy does not wrap.
+        with pytest.raises((DBAPIError, OSError)):
+            await select_one(engine)
+        restartable_cluster.start()
+        assert await select_one(engine) == 1
+    finally:
+        await engine.dispose()
 
 
 def test_migrate_names_an_unreachable_database_without_its_password(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{SECRET}@127.0.0.1:1/app")
+    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_URL)
     get_settings.cache_clear()
     try:
         with caplog.at_level(logging.ERROR):

@@ -1,20 +1,14 @@
 """The harness benchmark still runs with its documented command and prints every figure."""
 
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from benchmarks.per_test_cost import print_report
-from benchmarks.reporting import Row
+from tests.benchmark_runs import run_benchmark
 
 # The benchmark starts private clusters, also when TEST_DATABASE_URL is set.
 pytestmark = [pytest.mark.harness, pytest.mark.usefixtures("server_bindir")]
-PROJECT = Path(__file__).resolve().parents[1]
 ROWS = [
     "harness",
     "harness, first run",
@@ -28,29 +22,19 @@ ROWS = [
 def test_per_test_cost_benchmark_prints_a_row_per_variant(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    options = ["--tests", "3", "--repeat", "1", "--skip-peer", "--json"]
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.per_test_cost", *options],
-        cwd=PROJECT,
-        env={key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    document = json.loads(result.stdout)
-    assert [row["variant"] for row in document["rows"]] == ROWS
-    figures = {row["variant"]: row["figures"] for row in document["rows"]}
+    options = ["--tests", "3", "--repeat", "1", "--skip-peer"]
+    run = run_benchmark("benchmarks.per_test_cost", *options)
+    assert [row.variant for row in run.rows] == ROWS
+    figures = {row["variant"]: row["figures"] for row in run.document["rows"]}
     # With three tests the slopes are noise; the cold start is not: it runs initdb.
     assert figures["harness, first run"]["startup_ms"] > figures["harness"]["startup_ms"]
     assert figures["harness -n 2"]["wall_s"] > 0
-    assert document["summary"]["parallel_over_serial_wall"] > 0
+    assert run.document["summary"]["parallel_over_serial_wall"] > 0
     # A line on stderr as each run starts and ends.
-    assert "start harness: floor, 1 test\n" in result.stderr
-    assert re.search(r"^done  harness: isolated, 3 tests in \d+\.\d s$", result.stderr, re.M)
+    assert "start harness: floor, 1 test\n" in run.stderr
+    assert re.search(r"^done  harness: isolated, 3 tests in \d+\.\d s$", run.stderr, re.M)
 
-    print_report([Row(**row) for row in document["rows"]], 3, document["summary"])
+    print_report(run.rows, 3, run.document["summary"])
     lines = capsys.readouterr().out.splitlines()
     header = next(index for index, line in enumerate(lines) if line.startswith("variant"))
     table = [re.split(r" {2,}", line.strip()) for line in lines[header + 1 :]]

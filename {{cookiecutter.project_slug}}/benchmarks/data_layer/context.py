@@ -4,7 +4,7 @@ The scenarios themselves are in sequential.py and concurrency.py; each adds its
 variants' rows here, so that one runner reports them all.
 """
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.db.session import transaction
 from {{ cookiecutter.package_name }}.features.blog.models import Post
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.settings import Settings
-from benchmarks.reporting import Figure, Row
+from benchmarks.reporting import Figure, Row, best_time
 
 GET_SQL = "SELECT id, email, name, is_active, created_at, updated_at FROM users WHERE id = $1"
 
@@ -68,6 +68,20 @@ class Bench:
         baseline, baseline_seconds = self.baselines.setdefault(scenario, (variant, seconds))
         ratios = {baseline: seconds / baseline_seconds}
         self.rows.append(Row(scenario, variant, {"seconds": seconds, **figures}, ratios))
+
+    async def time_each(
+        self,
+        scenario: str,
+        variants: Mapping[str, Callable[[], Awaitable[None]]],
+        *,
+        reset: Callable[[], Awaitable[None]] | None = None,
+        operations: int = 1,
+        **figures: Figure,
+    ) -> None:
+        """Add each variant's best time of `repeat` runs, divided among a run's `operations`."""
+        for variant, run in variants.items():
+            seconds = await best_time(self.sizes.repeat, run, reset)
+            self.add(scenario, variant, seconds / operations, **figures)
 
     async def open(self) -> None:
         # One raw connection, opened before any timing, for the asyncpg variants.

@@ -9,7 +9,6 @@ the test harness's migrated cache), so compare the ratios, not the absolute
 times, across machines. Each timing is the best of --repeat runs.
 """
 
-import argparse
 import asyncio
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +27,7 @@ from benchmarks.reporting import (
     Column,
     Figure,
     Row,
-    add_json_option,
+    benchmark_parser,
     format_seconds,
     print_json,
     print_table,
@@ -89,17 +88,11 @@ COLUMNS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.data_layer",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = benchmark_parser("benchmarks.data_layer", __doc__, "timing")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every workload size")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per timing; the best counts")
     parser.add_argument(
         "--only", nargs="+", choices=SCENARIOS, default=SCENARIOS, help="run these scenarios"
     )
-    add_json_option(parser)
     arguments = parser.parse_args()
     sizes = Sizes(repeat=arguments.repeat).scaled(arguments.scale)
 

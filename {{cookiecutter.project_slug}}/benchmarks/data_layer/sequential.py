@@ -54,15 +54,14 @@ async def bulk_insert(bench: Bench) -> None:
             session.add_all(User(**row) for row in rows)
             await session.commit()
 
-    repeat = bench.sizes.repeat
-    for variant, run in [
-        ("asyncpg copy_records_to_table", asyncpg_copy),
-        ("asyncpg executemany", asyncpg_executemany),
-        ("repository add_many (COPY)", repository),
-        ("ORM execute(insert(User), rows)", orm_bulk),
-        ("naive ORM add_all + commit", naive_add_all),
-    ]:
-        bench.add(scenario, variant, await best_time(repeat, run, bench.truncate))
+    variants = {
+        "asyncpg copy_records_to_table": asyncpg_copy,
+        "asyncpg executemany": asyncpg_executemany,
+        "repository add_many (COPY)": repository,
+        "ORM execute(insert(User), rows)": orm_bulk,
+        "naive ORM add_all + commit": naive_add_all,
+    }
+    await bench.time_each(scenario, variants, reset=bench.truncate)
 
 
 async def gets(bench: Bench, keys: list[Key]) -> None:
@@ -89,13 +88,12 @@ async def gets(bench: Bench, keys: list[Key]) -> None:
                 # A fresh lookup each time, as in a service, not an identity-map hit.
                 session.expunge_all()
 
-    repeat = bench.sizes.repeat
-    for variant, run in [
-        ("asyncpg prepared fetchrow", asyncpg_prepared),
-        ("Core prebuilt statement", core_prebuilt),
-        ("repository get (ORM)", repository),
-    ]:
-        bench.add(scenario, variant, await best_time(repeat, run) / len(wanted), unit="per get")
+    variants = {
+        "asyncpg prepared fetchrow": asyncpg_prepared,
+        "Core prebuilt statement": core_prebuilt,
+        "repository get (ORM)": repository,
+    }
+    await bench.time_each(scenario, variants, operations=len(wanted), unit="per get")
 
 
 async def per_request(bench: Bench, keys: list[Key]) -> None:
@@ -120,13 +118,12 @@ async def per_request(bench: Bench, keys: list[Key]) -> None:
             async with naive_sessions() as session:
                 await session.get(User, key)
 
-    repeat = bench.sizes.repeat
-    for variant, run in [
-        ("asyncpg pool.acquire + fetchrow", asyncpg_pool),
-        ("template: read-only session + get", template),
-        ("naive: pre-ping, overflow pool + get", naive),
-    ]:
-        bench.add(scenario, variant, await best_time(repeat, run) / len(wanted), unit="per request")
+    variants = {
+        "asyncpg pool.acquire + fetchrow": asyncpg_pool,
+        "template: read-only session + get": template,
+        "naive: pre-ping, overflow pool + get": naive,
+    }
+    await bench.time_each(scenario, variants, operations=len(wanted), unit="per request")
     await pool.close()
 
 

@@ -1,5 +1,6 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -9,14 +10,12 @@ from pydantic import SecretStr
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.contract import ContractCheck
+from tests.faults import POOL_TIMEOUT, SECRET, UNREACHABLE_URL, one_connection_settings
 
-SECRET = "s3cret-Pa55"
-# Short, so that the tests of a full pool wait as little as they can.
-POOL_TIMEOUT = 0.1
-{%- if cookiecutter.id_type == "uuid" %}
+{% if cookiecutter.id_type == "uuid" -%}
 # Keys no column can hold: not UUIDs.
 UNREPRESENTABLE_KEYS = ["not-a-uuid", "0000000-0000-7000-8000-000000000001", "1"]
-{%- else %}
+{%- else -%}
 # Keys no bigint column can hold.
 UNREPRESENTABLE_KEYS = [
     "9223372036854775808",
@@ -51,10 +50,7 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def unreachable_client() -> AsyncIterator[httpx.AsyncClient]:
     """A client for an app whose database refuses connections (nothing listens on port 1)."""
-    settings = Settings(
-        database_url=SecretStr(f"postgresql://app:{SECRET}@127.0.0.1:1/app"),
-        pool_timeout=POOL_TIMEOUT,
-    )
+    settings = Settings(database_url=SecretStr(UNREACHABLE_URL), pool_timeout=POOL_TIMEOUT)
     async with client_for(create_app(settings)) as client:
         yield client
 
@@ -62,16 +58,30 @@ async def unreachable_client() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 async def exhausted_client(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client for an app whose one-connection pools, writes and reads, are taken throughout."""
-    settings = Settings(
-        database_url=SecretStr(postgres_url),
-        pool_size=1,
-        max_overflow=0,
-        pool_timeout=POOL_TIMEOUT,
-    )
-    app = create_app(settings)
+    app = create_app(one_connection_settings(postgres_url))
     async with (
         client_for(app) as client,
         app.state.database.engine.connect(),
         app.state.database.read_engine.connect(),
     ):
         yield client
+
+
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The error object of an answer that must have `status` (its body shows if it has not)."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    return error
+
+
+def assert_database_unavailable(response: httpx.Response) -> None:
+    """The answer while the database cannot be reached: retry later, and no password."""
+    assert error_of(response, 503)["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "1"
+    assert SECRET not in response.text
+
+
+def assert_service_busy(response: httpx.Response) -> None:
+    """The answer while no connection is free: the database is fine, the service saturated."""
+    assert error_of(response, 503)["code"] == "service_busy"
+    assert response.headers["retry-after"] == "1"

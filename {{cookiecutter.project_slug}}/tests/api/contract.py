@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.types import Message, Receive, Scope, Send
 
+from {{ cookiecutter.package_name }}.api.middleware import HttpMiddleware
 from {{ cookiecutter.package_name }}.api.responses import ErrorResponse
 
 # (method, path template, endpoint) -> the statuses the operation documents. The
@@ -80,16 +81,16 @@ def check_answer(app: FastAPI, scope: Scope, answer: Answer) -> None:
         ErrorResponse.model_validate_json(bytes(answer.body))
 
 
-class ContractCheck:
+class ContractCheck(HttpMiddleware):
     """An ASGI app that runs `app` and checks each of its answers (see above)."""
 
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
+    # A FastAPI app: its OpenAPI document says which answers are right.
+    app: FastAPI
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(app)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         answer = Answer()
 
         async def recording_send(message: Message) -> None:

@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, WITH_BODY
 from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.api.conftest import checked_client, client_for
+from tests.api.conftest import assert_database_unavailable, checked_client, client_for, error_of
 
 SECRET_DETAIL = "detail-the-client-must-not-see"
 
@@ -50,9 +50,8 @@ async def test_an_unknown_path_is_404_in_the_error_shape(client: httpx.AsyncClie
 
 async def test_a_method_the_path_lacks_is_405_with_allow(client: httpx.AsyncClient) -> None:
     response = await client.post("/health/live")
-    assert response.status_code == 405
+    assert error_of(response, 405)["code"] == "method_not_allowed"
     assert response.headers["allow"] == "GET, OPTIONS"
-    assert response.json()["error"]["code"] == "method_not_allowed"
 
 
 async def test_options_answers_what_the_path_allows(client: httpx.AsyncClient) -> None:
@@ -81,8 +80,7 @@ async def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(
         response = await client.post(
             "/notes", content=body, headers={"content-type": "application/json"}
         )
-    assert response.status_code == status
-    assert response.json()["error"]["code"] == code
+    assert error_of(response, status)["code"] == code
 
 
 async def test_a_bug_is_a_500_with_the_request_id_and_one_logged_traceback(
@@ -121,17 +119,14 @@ async def test_an_oserror_in_a_route_is_a_bug_not_an_unavailable_database(
 
     async with checked_client(own_api) as client:
         response = await client.get("/read-file")
-    assert response.status_code == 500
-    assert response.json()["error"]["code"] == "internal_error"
+    assert error_of(response, 500)["code"] == "internal_error"
 
 
 async def test_a_missing_unix_socket_is_an_unavailable_database(tmp_path: Path) -> None:
     # The same FileNotFoundError as above, raised as the pool connects: not a bug.
     settings = Settings(database_url=SecretStr(f"postgresql://app@/app?host={tmp_path}"))
     async with client_for(create_app(settings)) as client:
-        response = await client.get("/health/ready")
-    assert response.status_code == 503
-    assert response.json()["error"]["code"] == "database_unavailable"
+        assert_database_unavailable(await client.get("/health/ready"))
 
 
 async def test_a_valid_request_id_is_kept_and_logged(

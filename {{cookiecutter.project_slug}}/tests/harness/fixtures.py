@@ -5,6 +5,7 @@ it sees the same fixtures, bound to that database. tests/conftest.py loads this
 plugin in every process that runs tests.
 """
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -19,10 +20,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 {%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.settings import Settings
 {%- endif %}
-from tests.harness.databases import session_database
+from tests.harness.databases import project_migrations, session_database
 from tests.harness.identity import RunIdentity
 from tests.harness.isolation import (
     ISOLATED_MARKER,
@@ -57,6 +60,14 @@ def server_bindir() -> Path:
         return find_bindir()
     except PostgresNotFound:
         pytest.skip("needs PostgreSQL server binaries to run a cluster of its own (none found)")
+
+
+@pytest.fixture
+def restartable_cluster(server_bindir: Path) -> Iterator[Cluster]:
+    """A migrated cluster of the test's own, to stop and start (the shared one serves others)."""
+    name = f"restart-{uuid.uuid4().hex[:8]}"
+    with shared_cluster(server_bindir, name, project_migrations()) as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session")

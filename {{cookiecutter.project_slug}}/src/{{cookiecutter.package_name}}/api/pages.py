@@ -1,23 +1,31 @@
-"""Keyset pages for list endpoints: one response shape, built in one place.
+"""Keyset pages for list endpoints: one set of query parameters, one response shape.
 
 A page holds up to `limit` items in key order and the key to pass as `after`
 for the next page, or null on the last one, so clients page without offsets.
 """
 
 from collections.abc import Iterable
-{%- if cookiecutter.python_version == "3.11" %}
-from typing import Generic, TypeVar
-{%- endif %}
+from dataclasses import dataclass
+from typing import Annotated{% if cookiecutter.python_version == "3.11" %}, Generic, TypeVar{% endif %}
 
+from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
+from {{ cookiecutter.package_name }}.api.bodies import Keyed
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 
-class Keyed(BaseModel):
-    """A response body that carries its primary key."""
+@dataclass(frozen=True)
+class PageParams:
+    """The query parameters of every list endpoint: how many items, after which key."""
 
-    id: ApiKey
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
+    after: ApiKey | None = None
+
+
+# A list route that takes `page: PageParamsDep` has ?limit= and ?after=.
+PageParamsDep = Annotated[PageParams, Depends()]
 
 
 {% if cookiecutter.python_version == "3.11" -%}

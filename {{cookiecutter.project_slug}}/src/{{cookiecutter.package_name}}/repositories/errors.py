@@ -11,13 +11,16 @@ from {{ cookiecutter.package_name }}.db.errors import (
 
 
 class RepositoryError(Exception):
-    """Base class for the errors callers are expected to handle."""
+    """Base class for the errors callers are expected to handle: each is about an entity."""
+
+    def __init__(self, entity: str, message: str) -> None:
+        super().__init__(message)
+        self.entity = entity
 
 
 class NotFound(RepositoryError):
     def __init__(self, entity: str, key: object) -> None:
-        super().__init__(f"{entity} {key} not found")
-        self.entity = entity
+        super().__init__(entity, f"{entity} {key} not found")
         self.key = key
 
 
@@ -25,8 +28,7 @@ class AlreadyExists(RepositoryError):
     """A unique constraint rejected the row. The transaction must be rolled back."""
 
     def __init__(self, entity: str, fields: tuple[str, ...]) -> None:
-        super().__init__(f"a {entity} with this {', '.join(fields)} already exists")
-        self.entity = entity
+        super().__init__(entity, f"a {entity} with this {', '.join(fields)} already exists")
         self.fields = fields
 
 
@@ -34,8 +36,8 @@ class MissingReference(RepositoryError):
     """A foreign key points at a row that does not exist. Roll the transaction back."""
 
     def __init__(self, entity: str, fields: tuple[str, ...], referred: str) -> None:
-        super().__init__(f"{', '.join(fields)} does not refer to an existing row of {referred}")
-        self.entity = entity
+        message = f"{', '.join(fields)} does not refer to an existing row of {referred}"
+        super().__init__(entity, message)
         self.fields = fields
         self.referred = referred
 

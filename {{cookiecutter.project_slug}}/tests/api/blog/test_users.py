@@ -13,7 +13,13 @@ from {{ cookiecutter.package_name }}.api.dependencies import SessionDep
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
 from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
-from tests.api.conftest import SECRET, UNREPRESENTABLE_KEYS, checked_client
+from tests.api.conftest import (
+    UNREPRESENTABLE_KEYS,
+    assert_database_unavailable,
+    assert_service_busy,
+    checked_client,
+    error_of,
+)
 from tests.api.contract import ContractCheck
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY
@@ -40,8 +46,7 @@ async def test_create_then_read_back(client: httpx.AsyncClient, db_session: Asyn
 
 async def test_unknown_user_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get(f"/users/{MISSING_KEY}")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
+    assert error_of(response, 404)["code"] == "not_found"
 
 
 async def test_duplicate_email_is_409_and_changes_nothing(
@@ -49,8 +54,7 @@ async def test_duplicate_email_is_409_and_changes_nothing(
 ) -> None:
     await create(client, "ada@example.com")
     response = await client.post("/users", json={"email": "ada@example.com", "name": "Twin"})
-    assert response.status_code == 409
-    assert response.json()["error"] == {
+    assert error_of(response, 409) == {
         "code": "already_exists",
         "message": "a User with this email already exists",
         "fields": ["email"],
@@ -60,8 +64,7 @@ async def test_duplicate_email_is_409_and_changes_nothing(
 
 async def test_invalid_input_is_422_in_the_error_shape(client: httpx.AsyncClient) -> None:
     response = await client.post("/users", json={"email": "not-an-email", "name": ""})
-    assert response.status_code == 422
-    error = response.json()["error"]
+    error = error_of(response, 422)
     assert error["code"] == "invalid_input"
     assert {tuple(detail["loc"]) for detail in error["details"]} == {
         ("body", "email"),
@@ -94,27 +97,18 @@ async def test_hostile_input_is_rejected_and_changes_nothing(
     client: httpx.AsyncClient, db_session: AsyncSession, name: str
 ) -> None:
     response = await client.post("/users", json={"email": "ada@example.com", "name": name})
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_input"
+    assert error_of(response, 422)["code"] == "invalid_input"
     assert await db_session.scalar(select(func.count()).select_from(User)) == 0
 
 
 async def test_unreachable_database_is_503_with_retry_after(
     unreachable_client: httpx.AsyncClient,
 ) -> None:
-    response = await unreachable_client.get("/users")
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    assert response.json()["error"]["code"] == "database_unavailable"
-    assert SECRET not in response.text
+    assert_database_unavailable(await unreachable_client.get("/users"))
 
 
 async def test_exhausted_pool_is_503_not_a_hang(exhausted_client: httpx.AsyncClient) -> None:
-    response = await asyncio.wait_for(exhausted_client.get("/users"), timeout=10)
-    assert response.status_code == 503
-    assert response.headers["retry-after"] == "1"
-    # Not database_unavailable: the database is fine, the service is saturated.
-    assert response.json()["error"]["code"] == "service_busy"
+    assert_service_busy(await asyncio.wait_for(exhausted_client.get("/users"), timeout=10))
 
 
 @pytest.mark.isolated_db
@@ -153,8 +147,7 @@ async def test_a_request_that_writes_then_fails_changes_nothing(
 
     async with checked_client(own_api) as client:
         response = await client.post("/write-then-fail")
-    assert response.status_code == 500
-    assert response.json()["error"]["code"] == "internal_error"
+    assert error_of(response, 500)["code"] == "internal_error"
     async with db_engine.connect() as other:
         assert await other.scalar(select(func.count()).select_from(User)) == 0
 
@@ -194,8 +187,7 @@ async def test_a_key_no_row_can_have_is_422_before_any_query(
 ) -> None:
     with assert_max_queries(0):
         response = await client.request(method, f"/users/{key}", json={"name": "Ada"})
-    assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["loc"] == ["path", "user_id"]
+    assert error_of(response, 422)["details"][0]["loc"] == ["path", "user_id"]
 
 
 async def test_a_missing_key_is_404_for_every_method(client: httpx.AsyncClient) -> None:
@@ -211,8 +203,7 @@ async def test_a_body_that_is_not_json_is_400_in_the_error_shape(
     response = await client.post(
         "/users", content=b"\xff", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "malformed_request"
+    assert error_of(response, 400)["code"] == "malformed_request"
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])
@@ -224,8 +215,7 @@ async def test_allow_lists_every_method_of_the_collection(
     if method == "OPTIONS":
         assert response.status_code == 204
     else:
-        assert response.status_code == 405
-        assert response.json()["error"]["code"] == "method_not_allowed"
+        assert error_of(response, 405)["code"] == "method_not_allowed"
 
 
 async def test_allow_lists_every_method_of_one_user(client: httpx.AsyncClient) -> None:

@@ -3,6 +3,7 @@
 import httpx
 import pytest
 
+from tests.api.conftest import error_of
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json, new_key
 
@@ -38,8 +39,7 @@ async def test_insufficient_funds_is_409_and_changes_nothing(client: httpx.Async
     response = await client.post(
         "/transfers", json={"source_id": source, "target_id": target, "amount": 11}
     )
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "insufficient_funds"
+    assert error_of(response, 409)["code"] == "insufficient_funds"
     assert (await balance(client, source), await balance(client, target)) == (10, 0)
 
 
@@ -48,8 +48,7 @@ async def test_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
     response = await client.post(
         "/transfers", json={"source_id": source, "target_id": as_json(MISSING_KEY), "amount": 1}
     )
-    assert response.status_code == 404
-    assert response.json()["error"]["message"] == f"Account {MISSING_KEY} not found"
+    assert error_of(response, 404)["message"] == f"Account {MISSING_KEY} not found"
     assert await balance(client, source) == 10
 
 
@@ -68,8 +67,7 @@ async def test_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
 )
 async def test_nonsense_is_422(client: httpx.AsyncClient, body: dict[str, object]) -> None:
     response = await client.post("/transfers", json=body)
-    assert response.status_code == 422
-    assert response.json()["error"]["code"] == "invalid_input"
+    assert error_of(response, 422)["code"] == "invalid_input"
 
 
 @pytest.mark.parametrize(
@@ -88,8 +86,7 @@ async def test_an_opening_balance_that_is_not_whole_cents_is_422(
 ) -> None:
     with assert_max_queries(0):
         response = await client.post("/accounts", json={"name": "0", "balance": balance})
-    assert response.status_code == 422
-    assert response.json()["error"]["details"][0]["loc"] == ["body", "balance"]
+    assert error_of(response, 422)["details"][0]["loc"] == ["body", "balance"]
 
 
 async def test_the_largest_balance_a_bigint_holds_is_accepted(client: httpx.AsyncClient) -> None:

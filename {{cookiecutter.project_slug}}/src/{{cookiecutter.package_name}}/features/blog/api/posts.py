@@ -1,41 +1,41 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
-from {{ cookiecutter.package_name }}.api.pages import Page, page_of
+from {{ cookiecutter.package_name }}.api.pages import Page, PageParamsDep, page_of
 from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
+from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
-from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
+
+
+async def post_as_shown(posts: PostRepository, key: Key) -> PostRead:
+    """The post as the routes answer it, its author loaded in the same query; 404 if none."""
+    return PostRead.model_validate(await posts.get_with_author(key))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
 async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
     posts = PostRepository(session)
     created = await posts.create(**body.model_dump())
-    return PostRead.model_validate(await posts.get_with_author(created.id))
+    return await post_as_shown(posts, created.id)
 
 
 @router.get("")
 async def list_posts(
-    session: ReadSessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: ApiKey | None = None,
-    author_id: ApiKey | None = None,
+    session: ReadSessionDep, page: PageParamsDep, author_id: ApiKey | None = None
 ) -> Page[PostRead]:
     posts = await PostRepository(session).list_with_authors(
-        limit=limit, after=after, author_id=author_id
+        limit=page.limit, after=page.after, author_id=author_id
     )
-    return page_of(posts, limit, PostRead)
+    return page_of(posts, page.limit, PostRead)
 
 
 @router.get("/{post_id}", responses=BY_KEY)
 async def get_post(post_id: ApiKey, session: ReadSessionDep) -> PostRead:
-    return PostRead.model_validate(await PostRepository(session).get_with_author(post_id))
+    return await post_as_shown(PostRepository(session), post_id)
 
 
 @router.patch("/{post_id}", responses={**BY_KEY, **WITH_BODY})

@@ -3,11 +3,11 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from {{ cookiecutter.package_name }}.api.bodies import Keyed
 from {{ cookiecutter.package_name }}.api.fields import ApiKey, DatabaseText
-from {{ cookiecutter.package_name }}.api.pages import Keyed
 from {{ cookiecutter.package_name }}.features.blog.models import PostStatus
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -24,18 +24,13 @@ class UserUpdate(BaseModel):
 
 
 class UserRead(Keyed):
-    model_config = ConfigDict(from_attributes=True)
-
     email: str
     name: str
     is_active: bool
     created_at: datetime
 
 
-class AuthorRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: ApiKey
+class AuthorRead(Keyed):
     name: str
 
 
@@ -67,8 +62,6 @@ class PostUpdate(BaseModel):
 
 
 class PostRead(Keyed):
-    model_config = ConfigDict(from_attributes=True)
-
     title: str
     content: str
     views: int

@@ -1,10 +1,8 @@
-from typing import Annotated
-
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
-from {{ cookiecutter.package_name }}.api.pages import Page, page_of
+from {{ cookiecutter.package_name }}.api.pages import Page, PageParamsDep, page_of
 from {{ cookiecutter.package_name }}.api.responses import (
     BY_KEY,
     CONFLICTING_WRITE,
@@ -14,7 +12,6 @@ from {{ cookiecutter.package_name }}.api.responses import (
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import UserCreate, UserRead, UserUpdate
 from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
-from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 router = APIRouter(prefix="/users", tags=["users"], responses=QUERIES)
 
@@ -26,13 +23,9 @@ async def create_user(body: UserCreate, session: SessionDep) -> UserRead:
 
 
 @router.get("")
-async def list_users(
-    session: ReadSessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    after: ApiKey | None = None,
-) -> Page[UserRead]:
-    users = await UserRepository(session).list_page(limit=limit, after=after)
-    return page_of(users, limit, UserRead)
+async def list_users(session: ReadSessionDep, page: PageParamsDep) -> Page[UserRead]:
+    users = await UserRepository(session).list_page(limit=page.limit, after=page.after)
+    return page_of(users, page.limit, UserRead)
 
 
 @router.get("/{user_id}", responses=BY_KEY)

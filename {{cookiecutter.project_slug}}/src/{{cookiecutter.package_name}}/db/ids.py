@@ -38,7 +38,7 @@ def uuid7() -> uuid.UUID:
     # 48 bits of milliseconds, version 7, 12 bits of counter, variant 0b10, 62 random bits.
     timestamp = millisecond & ((1 << 48) - 1)
     return uuid.UUID(int=timestamp << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | random_bits)
-{%- else -%}
+{% else -%}
 """Time-ordered UUIDs (version 7, RFC 9562), from the standard library.
 
 Keys that grow with time keep B-tree inserts at the right edge of the index,

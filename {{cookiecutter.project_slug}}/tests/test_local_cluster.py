@@ -17,6 +17,7 @@ from {{ cookiecutter.package_name }}.localpg.binaries import (
     server_version,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.scratch import STALE_CACHE_SECONDS, remove_stale_caches
 from {{ cookiecutter.package_name }}.localpg.wheels import unpack
 
 
@@ -131,3 +132,23 @@ async def test_the_harness_runs_the_server_it_found(
 ) -> None:
     version = await db_session.scalar(text("SHOW server_version"))
     assert str(version).split()[0] == server_version(find_bindir())
+
+
+def test_caches_and_unpacked_servers_unused_for_a_week_are_removed(tmp_path: Path) -> None:
+    folders = [
+        "cache-old",
+        "cache-new",
+        "base-old",
+        "postgresql-15.0.0-old",
+        "postgresql-18.1.0-new",
+    ]
+    for name in folders:
+        (tmp_path / name).mkdir()
+        if name.endswith("old"):
+            weeks_ago = os.stat(tmp_path / name).st_mtime - STALE_CACHE_SECONDS - 60
+            os.utime(tmp_path / name, (weeks_ago, weeks_ago))
+    remove_stale_caches(tmp_path, keep=tmp_path / "cache-new")
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "cache-new",
+        "postgresql-18.1.0-new",
+    ]

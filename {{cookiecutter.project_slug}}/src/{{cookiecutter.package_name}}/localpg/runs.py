@@ -43,7 +43,9 @@ def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[
         if not cache.is_dir():
             build_cache(bindir, root, cache, migrations)
             remove_stale_caches(root, keep=cache)
-        for used in (cache, root / f"base-{base_key(bindir)}"):
+        # A server unpacked from a wheel lives here too: keep it from ageing out.
+        unpacked = [bindir.parent] if bindir.is_relative_to(root) else []
+        for used in (cache, root / f"base-{base_key(bindir)}", *unpacked):
             with contextlib.suppress(FileNotFoundError):
                 os.utime(used)
         if not run.is_dir():

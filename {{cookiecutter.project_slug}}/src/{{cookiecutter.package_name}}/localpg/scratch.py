@@ -61,8 +61,9 @@ def reap(root: Path) -> list[Path]:
 
 
 def remove_stale_caches(root: Path, keep: Path) -> None:
-    """Caches of old migrations or servers, unused for a week (each use touches its cache)."""
+    """Caches of old migrations or servers, and servers unpacked from wheels, unused for a
+    week (each use touches what it uses)."""
     cutoff = time.time() - STALE_CACHE_SECONDS
-    for cache in [*root.glob("cache-*"), *root.glob("base-*")]:
+    for cache in [*root.glob("cache-*"), *root.glob("base-*"), *root.glob("postgresql-*")]:
         if cache != keep and cache.stat().st_mtime < cutoff:
             shutil.rmtree(cache, ignore_errors=True)

@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import URL, make_url
+from sqlalchemy import URL, BigInteger, Column, Identity, Table, make_url
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
+from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError
@@ -235,19 +236,44 @@ def test_revision_autogenerates_on_the_embedded_default(
         assert run_cli("revision", "--autogenerate", "-m", "nothing changed") == 0
     # Autogenerate compares with an up-to-date database: it migrated first.
     assert "the database is at the latest revision" in caplog.text
-    assert new_upgrade(versions, before) == ["pass"]
+    assert "the models match the database: no revision written" in caplog.text
+    assert set(versions.glob("*.py")) == before
     assert postmaster_pid(datadir_of(in_project)) is None
 
 
 def test_revision_autogenerates_against_database_url(
-    tmp_path: Path, versions: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    versions: Path,
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATABASE_URL", postgres_url)
     before = set(versions.glob("*.py"))
-    assert run_cli("revision", "--autogenerate", "-m", "nothing changed") == 0
-    assert new_upgrade(versions, before) == ["pass"]
+    with caplog.at_level(logging.INFO):
+        assert run_cli("revision", "--autogenerate", "-m", "nothing changed") == 0
+    assert "the models match the database: no revision written" in caplog.text
+    assert set(versions.glob("*.py")) == before
     assert not (tmp_path / cli.EMBEDDED_DIR).exists()
+
+
+def test_revision_autogenerates_a_model_change(
+    tmp_path: Path, versions: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    metadata = load_models()
+    probe = Table(
+        "revision_probe", metadata, Column("id", BigInteger, Identity(), primary_key=True)
+    )
+    before = set(versions.glob("*.py"))
+    try:
+        assert run_cli("revision", "--autogenerate", "-m", "add probe") == 0
+    finally:
+        metadata.remove(probe)
+    (statement,) = new_upgrade(versions, before)
+    assert statement.startswith("op.create_table('revision_probe'")
 
 
 def test_a_blank_revision_needs_no_database(

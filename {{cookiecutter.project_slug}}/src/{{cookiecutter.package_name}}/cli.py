@@ -103,6 +103,8 @@ def revision(message: str, url: URL | None) -> int:
         # Alembic's own words, e.g. that the database is not at the latest revision.
         logger.error("%s", error)
         return 1
+    if not written:
+        logger.info("the models match the database: no revision written")
     for path in written:
         logger.info("review %s, then run `{{ cookiecutter.package_name }} migrate`", path)
     return 0

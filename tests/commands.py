@@ -11,6 +11,19 @@ from pathlib import Path
 UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 
 
+# A tmpfs over /usr/lib/postgresql, as on a machine with no PostgreSQL installed: it also
+# leaves /usr/local/bin/initdb and the other links into it dangling, and pg_config's
+# bindir empty.
+HIDE_SYSTEM_POSTGRES = "mount -t tmpfs -o mode=0755 tmpfs /usr/lib/postgresql"
+
+
+def in_mount_namespace(setup: str, command: list[str]) -> list[str]:
+    """`command`, run after the shell commands `setup` in a private mount namespace."""
+    script = f'{setup} && exec "$@"'
+    unshare = ["unshare", "--mount", "--propagation=private", "--"]
+    return [*unshare, "sh", "-c", script, "run", *command]
+
+
 def run(
     cwd: Path,
     *command: str,

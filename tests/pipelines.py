@@ -31,10 +31,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.commands import HIDE_SYSTEM_POSTGRES, in_mount_namespace
 
 SERVER_BINDIR = Path("/usr/lib/postgresql/15/bin")
 SERVER_ADDRESS = "127.0.0.1"
@@ -429,31 +432,9 @@ def write_executable(path: Path, text: str) -> None:
 
 
 def private_namespace(hosts_file: Path) -> Callable[[list[str]], list[str]]:
-    """Each step in its own mount namespace: the service's names resolve, server binaries gone.
-
-    The tmpfs over /usr/lib/postgresql also leaves /usr/local/bin/initdb and the
-    other links into it dangling, and pg_config's bindir empty.
-    """
-    setup = (
-        f"mount --bind {hosts_file} /etc/hosts"
-        " && mount -t tmpfs -o mode=0755 tmpfs /usr/lib/postgresql"
-        ' && exec "$@"'
-    )
-
-    def wrap(command: list[str]) -> list[str]:
-        return [
-            "unshare",
-            "--mount",
-            "--propagation=private",
-            "--",
-            "sh",
-            "-c",
-            setup,
-            "job",
-            *command,
-        ]
-
-    return wrap
+    """Each step in its own mount namespace: the service's names resolve, server binaries gone."""
+    setup = f"mount --bind {hosts_file} /etc/hosts && {HIDE_SYSTEM_POSTGRES}"
+    return partial(in_mount_namespace, setup)
 
 
 def prepare_machine(job: Job, folder: Path) -> Machine:

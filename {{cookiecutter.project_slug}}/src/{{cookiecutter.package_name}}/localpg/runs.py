@@ -1,8 +1,8 @@
 """A run's cluster: a copy of the migrated cache, shared by the processes of one run.
 
 The first process to join starts it, every process records itself as an owner,
-and the last one out stops and removes it. A run whose owners were all killed is
-reaped by the next one to start.
+and the last one out stops and removes it, with any standby of it left there. A
+run whose owners were all killed is reaped by the next one to start.
 """
 
 import contextlib
@@ -26,6 +26,7 @@ from {{ cookiecutter.package_name }}.localpg.scratch import (
     reap,
     remove_stale_caches,
     scratch_root,
+    stop_standbys,
 )
 
 
@@ -64,5 +65,7 @@ def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[
         with locked(root):
             owner.unlink(missing_ok=True)
             if not any(is_alive(other.name) for other in (run / "owners").iterdir()):
+                # Standbys of it too: those a killed process left behind.
+                stop_standbys(run)
                 cluster.stop(discard=True)
                 shutil.rmtree(run, ignore_errors=True)

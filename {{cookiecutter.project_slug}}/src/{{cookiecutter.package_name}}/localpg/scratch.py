@@ -17,6 +17,8 @@ from {{ cookiecutter.package_name }}.localpg.processes import is_alive, stop_pos
 
 MIN_TMPFS_FREE_BYTES = 512 * 1024 * 1024
 STALE_CACHE_SECONDS = 7 * 24 * 3600
+# A run folder holds its cluster in data/ and the standbys of it in standby-<owner>/data/.
+STANDBY_PREFIX = "standby-"
 
 
 def scratch_root() -> Path:
@@ -54,10 +56,29 @@ def reap(root: Path) -> list[Path]:
         owners = folder / "owners"
         if owners.is_dir() and any(is_alive(owner.name) for owner in owners.iterdir()):
             continue
-        stop_postmaster(folder / "data", discard=True)
+        stop_servers(folder)
         shutil.rmtree(folder, ignore_errors=True)
         reaped.append(folder)
     return reaped
+
+
+def standby_datadirs(run: Path) -> list[Path]:
+    return sorted(run.glob(f"{STANDBY_PREFIX}*/data"))
+
+
+def stop_standbys(run: Path) -> None:
+    """Stop the standbys in a run folder that is about to be deleted."""
+    for datadir in standby_datadirs(run):
+        stop_postmaster(datadir, discard=True)
+
+
+def stop_servers(run: Path) -> None:
+    """Stop every server in a run folder that is about to be deleted, standbys first.
+
+    None may outlive the folder: a server whose data directory is deleted runs on.
+    """
+    stop_standbys(run)
+    stop_postmaster(run / "data", discard=True)
 
 
 def remove_stale_caches(root: Path, keep: Path) -> None:

@@ -78,7 +78,11 @@ def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDat
             url = server.clone(MIGRATED_DATABASE, f"{MIGRATED_DATABASE}_{identity.worker}")
             with session_clones(server, MIGRATED_DATABASE) as clones:
                 yield SessionDatabase(
-                    url=url, server=server, clones=clones, server_gone=partial(died, cluster)
+                    url=url,
+                    server=server,
+                    clones=clones,
+                    server_gone=partial(died, cluster),
+                    cluster=cluster,
                 )
 
 

@@ -1,7 +1,9 @@
 """The database fixtures: one throwaway PostgreSQL per run, one rolled-back transaction per test.
 
 Mark a test `@pytest.mark.isolated_db` to give it a database of its own instead;
-it sees the same fixtures, bound to that database. tests/conftest.py loads this
+it sees the same fixtures, bound to that database. A test that asks for a
+streaming replica (`replica`, `replica_urls`) is isolated without the marker: a
+rolled-back transaction never reaches a replica. tests/conftest.py loads this
 plugin in every process that runs tests.
 """
 
@@ -35,6 +37,7 @@ from tests.harness.isolation import (
     isolated_engine,
 )
 from tests.harness.queries import QueryGuard, max_queries
+from tests.harness.replicas import ReplicaServer, replica_of
 from tests.harness.servers import SessionDatabase
 {%- if cookiecutter.use_fastapi %}
 
@@ -42,9 +45,13 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 {%- endif %}
 
+# Fixtures that isolate the tests that ask for them: only real commits reach a replica.
+ISOLATING_FIXTURES = frozenset({"replica", "replica_urls"})
+
 
 def is_isolated(request: pytest.FixtureRequest) -> bool:
-    return request.node.get_closest_marker(ISOLATED_MARKER) is not None
+    marked = request.node.get_closest_marker(ISOLATED_MARKER) is not None
+    return marked or not ISOLATING_FIXTURES.isdisjoint(request.fixturenames)
 
 
 @pytest.fixture(scope="session")
@@ -68,6 +75,41 @@ def restartable_cluster(server_bindir: Path) -> Iterator[Cluster]:
     name = f"restart-{uuid.uuid4().hex[:8]}"
     with shared_cluster(server_bindir, name, project_migrations()) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def replica_server(database: SessionDatabase) -> Iterator[ReplicaServer]:
+    """This process's streaming replica of the run's cluster, started when a test first asks."""
+    if database.cluster is None:
+        pytest.skip(
+            "needs the harness's own cluster: a standby of the server in TEST_DATABASE_URL "
+            "cannot be started here"
+        )
+    with replica_of(database.cluster) as server:
+        yield server
+
+
+@pytest.fixture
+def replica(replica_server: ReplicaServer, db_engine: AsyncEngine) -> ReplicaServer:
+    """A hot standby of the test cluster: running, replaying, and caught up with the primary
+    (the test's own database included) when the test starts.
+
+    The test is isolated (a database of its own, real commits): a rolled-back transaction
+    never reaches a replica. Call `wait_caught_up()` after a commit before reading it on
+    the standby; `pause_replay()`, `stop()` and their opposites last until the next test
+    asks for the replica.
+    """
+    replica_server.ready_for_test()
+    return replica_server
+
+
+@pytest.fixture
+def replica_urls(replica: ReplicaServer, db_engine: AsyncEngine) -> list[str]:
+    """The test's database on the standby (asyncpg URLs), e.g. for
+    Settings(database_replica_urls=...); the test is isolated, as with `replica`."""
+    database = db_engine.url.database
+    assert database is not None
+    return [replica.url(database).render_as_string(hide_password=False)]
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from sqlalchemy import URL
 
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+
 
 def connect(
     url: URL, *, autocommit: bool = False, timeout: int = 30
@@ -108,13 +110,15 @@ class Clones:
 class SessionDatabase:
     """This process's migrated database, and clones of the template for isolated tests.
 
-    `server_gone` says why the server is no longer there, or None while it is.
+    `server_gone` says why the server is no longer there, or None while it is;
+    `cluster` is the harness's own cluster, None on a server in TEST_DATABASE_URL.
     """
 
     url: URL
     server: Server
     clones: Clones
     server_gone: Callable[[], str | None]
+    cluster: Cluster | None = None
 
     @property
     def template(self) -> str:

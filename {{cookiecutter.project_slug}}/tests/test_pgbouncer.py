@@ -5,6 +5,8 @@ transactions of one client run on different server connections.
 {%- if cookiecutter.include_example_models %} A representative
 part of the repository and transfer tests runs through it.
 {%- endif %}
+
+Replicas behind PgBouncers of their own serve reads as they do directly.
 """
 
 import asyncio
@@ -21,6 +23,7 @@ from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     read_engine_for,
 )
+from {{ cookiecutter.package_name }}.db.read_after import reading_after
 from {{ cookiecutter.package_name }}.db.session import (
     make_read_session_factory,
     make_session_factory,
@@ -32,7 +35,16 @@ from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 {%- endif %}
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.pgbouncer import INSTALL_HINT, PgBouncerError, find_pgbouncer, pgbouncer
+from tests.harness.replicas import ReplicaServer
 from tests.harness.servers import SessionDatabase
+from tests.replica_routing import (
+    create_notes_table,
+    read_note,
+    replicas_of,
+    routed_database,
+    routed_settings,
+    write_note,
+)
 
 CLIENTS = 16
 ROUNDS = 6
@@ -138,3 +150,30 @@ async def test_repository_through_pgbouncer(bounced: AsyncEngine) -> None:
         page = await users.list_with_posts(limit=10)
         assert [user.id for user in page] == copied[:10]
 {%- endif %}
+
+
+async def test_replicas_behind_pgbouncers_of_their_own_serve_reads(
+    bouncer: URL, postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+) -> None:
+    executable = find_pgbouncer()
+    assert executable is not None
+    await create_notes_table(postgres_url)
+    replica.wait_caught_up()
+    primary = bouncer.set(database=make_url(postgres_url).database)
+    with pgbouncer(executable, make_url(replica_urls[0])) as replica_bouncer:
+        settings = routed_settings(
+            primary.render_as_string(hide_password=False),
+            [replica_bouncer.render_as_string(hide_password=False)],
+            pgbouncer=True,
+        )
+        async with routed_database(settings) as database:
+            replica.pause_replay()
+            with reading_after():
+                await write_note(database, 1, "bounced")
+                assert await read_note(database.read_sessions, 1) == ("bounced", False)
+            with reading_after():
+                assert await read_note(database.read_sessions, 1) == (None, True)
+            replica.resume_replay()
+            replica.wait_caught_up()
+            await replicas_of(database).check()
+            assert await read_note(database.read_sessions, 1) == ("bounced", True)

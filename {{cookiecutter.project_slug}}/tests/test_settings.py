@@ -3,6 +3,7 @@
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     create_sync_engine_from_settings,
@@ -107,3 +108,53 @@ async def test_pool_knobs_reach_both_engines() -> None:
 def test_secret_given_directly_is_accepted() -> None:
     settings = Settings(database_url=SecretStr("postgresql://app@localhost/app"))
     assert settings.url().database == "app"
+
+
+def test_replica_urls_are_a_comma_separated_list_of_any_postgres_spelling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "DATABASE_REPLICA_URLS",
+        f" postgres://app:{PASSWORD}@replica-1/app, postgresql+psycopg://app@replica-2:6432/app,",
+    )
+    settings = settings_for("postgresql://app@primary/app")
+    assert [(url.drivername, url.host, url.port) for url in settings.replica_urls()] == [
+        ("postgresql+asyncpg", "replica-1", None),
+        ("postgresql+asyncpg", "replica-2", 6432),
+    ]
+    assert settings.replica_urls()[0].password == PASSWORD
+    assert PASSWORD not in repr(settings)
+
+
+def test_no_replica_urls_means_no_replicas() -> None:
+    assert settings_for("postgresql://app@primary/app").replica_urls() == []
+    empty = settings_for("postgresql://app@primary/app", database_replica_urls="")
+    assert empty.replica_urls() == []
+
+
+def test_a_bad_replica_url_is_named_without_echoing_it() -> None:
+    with pytest.raises(ValidationError) as raised:
+        settings_for(
+            "postgresql://app@primary/app",
+            database_replica_urls=f"postgresql://app@r1/app,mysql://app:{PASSWORD}@r2/app",
+        )
+    message = str(raised.value)
+    assert "DATABASE_REPLICA_URLS (URL 2) must be a PostgreSQL URL" in message
+    assert PASSWORD not in message
+
+
+def test_replicas_without_a_primary_are_refused() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_REPLICA_URLS needs DATABASE_URL"):
+        Settings(database_url=None, database_replica_urls=SecretStr("postgresql://app@replica/app"))
+
+
+def test_replica_passwords_are_masked_where_replicas_are_named() -> None:
+    settings = settings_for(
+        "postgresql://app@primary/app",
+        database_replica_urls=f"postgresql://app:{PASSWORD}@replica/app",
+    )
+    database = Database.from_settings(settings)
+    assert database.replicas is not None
+    [replica] = database.replicas.replicas
+    assert PASSWORD not in replica.name
+    assert "replica" in replica.name

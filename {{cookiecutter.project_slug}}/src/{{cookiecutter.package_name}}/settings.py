@@ -1,6 +1,6 @@
 """Configuration from the environment (and an optional .env file).
 
-The database URL is a secret: it is only ever shown with its password masked.
+Database URLs are secrets: they are only ever shown with their passwords masked.
 """
 
 from functools import lru_cache
@@ -19,18 +19,28 @@ POSTGRES_SCHEMES = frozenset(
 URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
 
 
-def parse_database_url(raw: str) -> URL:
+def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
     """Parse a PostgreSQL URL whatever driver it names; errors never echo the URL."""
     try:
         url = make_url(raw)
     except ArgumentError:
-        raise ValueError(f"DATABASE_URL is not a valid URL; expected {URL_EXAMPLE}") from None
+        raise ValueError(f"{setting} is not a valid URL; expected {URL_EXAMPLE}") from None
     if url.drivername not in POSTGRES_SCHEMES:
         raise ValueError(
-            f"DATABASE_URL must be a PostgreSQL URL such as {URL_EXAMPLE}, "
+            f"{setting} must be a PostgreSQL URL such as {URL_EXAMPLE}, "
             f"not a {url.drivername!r} URL"
         )
     return url
+
+
+def parse_replica_urls(raw: str) -> list[URL]:
+    """Comma-separated PostgreSQL URLs; blanks between commas are ignored."""
+    parts = [part.strip() for part in raw.split(",")]
+    return [
+        parse_database_url(part, f"DATABASE_REPLICA_URLS (URL {number})")
+        for number, part in enumerate(parts, start=1)
+        if part
+    ]
 
 
 class Settings(BaseSettings):
@@ -48,10 +58,22 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
 
+    # Streaming replicas that serve read-only sessions (db/replicas.py), comma-separated.
+    # Unset or empty: every read runs on the primary.
+    database_replica_urls: Annotated[
+        SecretStr | None,
+        Field(validation_alias=AliasChoices("DATABASE_REPLICA_URLS", "database_replica_urls")),
+    ] = None
+    # A replica further behind the primary than this serves no reads.
+    replica_max_lag_ms: int = Field(default=1000, ge=0)
+    # How often each process checks every replica's state and lag.
+    replica_check_interval_ms: int = Field(default=250, gt=0)
+
     # A fixed pool without overflow: overflow connections are closed on return, so
     # bursts would turn into reconnects (README, Speed). Read-only sessions have a
-    # pool of the same size (db/engine.py), opened as reads need it: budget
-    # processes x 2 x pool_size against the server's max_connections.
+    # pool of the same size (db/engine.py), opened as reads need it, on the primary
+    # and on each replica: budget processes x 2 x pool_size on the primary and
+    # processes x (pool_size + 1) on each replica against their max_connections.
     pool_size: int = Field(default=10, ge=1)
     max_overflow: int = Field(default=0, ge=0)
     # Seconds to wait for a free connection; fail fast instead of hanging a request.
@@ -101,6 +123,22 @@ class Settings(BaseSettings):
             parse_database_url(value.get_secret_value())
         return value
 
+    @field_validator("database_replica_urls")
+    @classmethod
+    def _replicas_must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_replica_urls(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_need_a_primary(self) -> "Settings":
+        if self.database_url is None and self.replica_urls():
+            raise ValueError(
+                "DATABASE_REPLICA_URLS needs DATABASE_URL: set it to the primary the "
+                "replicas stream from"
+            )
+        return self
+
     def url(self, driver: str = "asyncpg") -> URL:
         """The configured URL for the given driver (asyncpg or psycopg)."""
         if self.database_url is None:
@@ -111,6 +149,13 @@ class Settings(BaseSettings):
             )
         url = parse_database_url(self.database_url.get_secret_value())
         return url.set(drivername=f"postgresql+{driver}")
+
+    def replica_urls(self, driver: str = "asyncpg") -> list[URL]:
+        """The configured replicas' URLs for the given driver; empty when there are none."""
+        if self.database_replica_urls is None:
+            return []
+        urls = parse_replica_urls(self.database_replica_urls.get_secret_value())
+        return [url.set(drivername=f"postgresql+{driver}") for url in urls]
 
     @property
     def safe_url(self) -> str:

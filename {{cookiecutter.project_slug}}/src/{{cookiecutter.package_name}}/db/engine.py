@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -58,31 +58,47 @@ def _unnamed_statement() -> str:
     return ""
 
 
-def create_async_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
+def create_async_engine_from_settings(
+    settings: Settings, *, url: URL | None = None, **overrides: Any
+) -> AsyncEngine:
+    """An engine on DATABASE_URL, or on `url` (a replica) with the same settings."""
     options = (
         _pool_options(settings)
         | _timeout_options(settings, "asyncpg")
         | _pgbouncer_options(settings)
         | overrides
     )
-    engine = create_async_engine(settings.url("asyncpg"), **options)
+    engine = create_async_engine(url or settings.url("asyncpg"), **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
     return engine
 
 
-def create_read_engine_from_settings(settings: Settings, **overrides: Any) -> AsyncEngine:
+def create_read_engine_from_settings(
+    settings: Settings, *, url: URL | None = None, **overrides: Any
+) -> AsyncEngine:
     """A pool of its own whose connections stay in autocommit, for read-only sessions.
 
     Cheaper than switching a shared engine's connections to autocommit at each
     checkout and back at return (README, Speed). The pool has the same settings
     and connects only when reads need it.
     """
-    return create_async_engine_from_settings(settings, isolation_level="AUTOCOMMIT", **overrides)
+    return create_async_engine_from_settings(
+        settings, url=url, isolation_level="AUTOCOMMIT", **overrides
+    )
 
 
 def read_engine_for(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     """Where read-only sessions run: behind PgBouncer `engine` itself, in transactions."""
     return engine if settings.pgbouncer else create_read_engine_from_settings(settings)
+
+
+def create_replica_engine_from_settings(
+    settings: Settings, url: URL, **overrides: Any
+) -> AsyncEngine:
+    """Read-only sessions on a replica: autocommit, or in transactions behind its PgBouncer."""
+    if settings.pgbouncer:
+        return create_async_engine_from_settings(settings, url=url, **overrides)
+    return create_read_engine_from_settings(settings, url=url, **overrides)
 
 
 def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> Engine:

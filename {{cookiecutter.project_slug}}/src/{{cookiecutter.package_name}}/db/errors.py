@@ -1,9 +1,13 @@
 """Read what PostgreSQL said about a failed statement, whichever driver raised it."""
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
+# What a failed attempt to reach the database raises. SQLAlchemy wraps the driver's
+# errors, but asyncpg's socket errors (connection refused, unknown host, no Unix
+# socket, connect timeout) arrive bare from the pool as it connects.
+CONNECTION_ERRORS = (OperationalError, InterfaceError, OSError)
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 

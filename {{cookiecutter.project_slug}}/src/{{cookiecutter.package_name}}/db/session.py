@@ -20,18 +20,32 @@ AsyncSessionFactory = async_sessionmaker[AsyncSession]
 
 
 class WriteInReadOnlySession(RuntimeError):
+    def __init__(
+        self, message: str = "a read-only session cannot write; use transaction() for changes"
+    ) -> None:
+        super().__init__(message)
+
+
+class LockInReadOnlySession(WriteInReadOnlySession):
     def __init__(self) -> None:
-        super().__init__("a read-only session cannot write; use transaction() for changes")
+        super().__init__(
+            "a read-only session cannot lock rows (FOR UPDATE, FOR SHARE): its lock would "
+            "end with the statement, and a replica refuses it; lock inside transaction()"
+        )
 
 
 class ReadOnlySession(Session):
-    """Refuses INSERT, UPDATE, DELETE and flushes, so an autocommit read never writes."""
+    """Refuses INSERT, UPDATE, DELETE, row locks and flushes: an autocommit read never
+    writes or locks, so it may run on a replica."""
 
 
 @event.listens_for(ReadOnlySession, "do_orm_execute")
 def _refuse_write_statements(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
         raise WriteInReadOnlySession
+    # SQLAlchemy has no public accessor for a select's FOR UPDATE clause.
+    if state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        raise LockInReadOnlySession
 
 
 @event.listens_for(ReadOnlySession, "before_flush")

@@ -1,0 +1,235 @@
+"""Read routing against a real streaming replica of the test cluster.
+
+Each test has a database of its own on the primary, which the replica streams;
+pausing the replica's replay makes its lag deterministic.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.exc import DBAPIError
+
+from {{ cookiecutter.package_name }}.cli import parse_arguments, run
+from {{ cookiecutter.package_name }}.db.database import Database
+from {{ cookiecutter.package_name }}.db.read_after import reading_after
+from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
+from {{ cookiecutter.package_name }}.db.session import (
+    LockInReadOnlySession,
+    WriteInReadOnlySession,
+    transaction,
+)
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.harness.replicas import ReplicaServer
+from tests.migration_copies import copy_migrations
+from tests.replica_routing import (
+    NOTES,
+    SettingsFor,
+    create_notes_table,
+    on_replica,
+    read_note,
+    replicas_of,
+    routed_database,
+    routed_settings,
+    the_replica,
+    until_state,
+    write_note,
+)
+
+
+@pytest.fixture
+def settings_for(postgres_url: str, replica_urls: list[str]) -> SettingsFor:
+    def settings(**overrides: Any) -> Settings:
+        return routed_settings(postgres_url, replica_urls, **overrides)
+
+    return settings
+
+
+@pytest.fixture
+async def notes_table(postgres_url: str, replica: ReplicaServer) -> None:
+    """The notes table, committed on the primary and replayed by the replica."""
+    await create_notes_table(postgres_url)
+    replica.wait_caught_up()
+
+
+@pytest.fixture
+async def routed(
+    settings_for: SettingsFor, notes_table: None, replica: ReplicaServer
+) -> AsyncIterator[Database]:
+    async with routed_database(settings_for()) as database:
+        yield database
+
+
+async def test_reads_run_on_the_replica_and_units_of_work_on_the_primary(
+    routed: Database,
+) -> None:
+    assert the_replica(routed).state is ReplicaState.OK
+    assert await on_replica(routed.read_sessions)
+    async with transaction(routed.sessions) as session:
+        assert not (await session.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
+
+
+async def test_a_read_only_session_on_the_replica_still_refuses_writes_and_locks(
+    routed: Database,
+) -> None:
+    async with routed.read_sessions() as session:
+        assert session.info["read_replica"] is the_replica(routed)
+        with pytest.raises(WriteInReadOnlySession):
+            await session.execute(insert(NOTES).values(id=1, body="refused"))
+        with pytest.raises(LockInReadOnlySession, match="inside transaction"):
+            await session.execute(select(NOTES).with_for_update())
+
+
+async def test_a_caller_reads_its_own_write_on_the_primary_until_the_replica_has_it(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    replica.pause_replay()
+    with reading_after():
+        await write_note(routed, 1, "mine")
+        assert await read_note(routed.read_sessions, 1) == ("mine", False)
+    replica.resume_replay()
+    with reading_after():
+        await write_note(routed, 2, "later")
+        replica.wait_caught_up()
+        await replicas_of(routed).check()
+        assert await read_note(routed.read_sessions, 2) == ("later", True)
+
+
+async def test_another_caller_may_read_older_data_within_the_lag_bound(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    replica.pause_replay()
+    with reading_after():
+        await write_note(routed, 1, "new")
+    with reading_after():
+        assert await read_note(routed.read_sessions, 1) == (None, True)
+
+
+async def test_a_replica_past_the_lag_bound_serves_no_reads_until_it_catches_up(
+    settings_for: SettingsFor, notes_table: None, replica: ReplicaServer
+) -> None:
+    async with routed_database(settings_for(replica_max_lag_ms=100)) as database:
+        replica.pause_replay()
+        with reading_after():
+            await write_note(database, 1, "ahead of the replica")
+        await until_state(database, ReplicaState.LAGGING)
+        lag_ms = the_replica(database).lag_ms
+        assert lag_ms is not None
+        assert lag_ms > 100
+        assert await read_note(database.read_sessions, 1) == ("ahead of the replica", False)
+        replica.resume_replay()
+        await until_state(database, ReplicaState.OK)
+        assert await read_note(database.read_sessions, 1) == ("ahead of the replica", True)
+
+
+async def test_reads_survive_the_replica_stopping_and_return_when_it_is_back(
+    routed: Database, replica: ReplicaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert await on_replica(routed.read_sessions)
+    # In a thread, as a server goes away while the service's event loop runs on.
+    await asyncio.to_thread(replica.stop)
+    # The first read finds the replica gone and moves to the primary.
+    assert not await on_replica(routed.read_sessions)
+    assert the_replica(routed).state is ReplicaState.UNREACHABLE
+    for _ in range(5):
+        assert not await on_replica(routed.read_sessions)
+    warnings = [r.getMessage() for r in caplog.records if "primary" in r.getMessage()]
+    assert warnings == ["no replica is usable: reads run on the primary"]
+    replica.start()
+    await until_state(routed, ReplicaState.OK)
+    assert await on_replica(routed.read_sessions)
+
+
+async def test_a_read_that_loses_its_replica_fails_and_the_next_one_runs_on_the_primary(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    async with routed.read_sessions() as session:
+        assert (await session.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
+        await asyncio.to_thread(replica.stop)
+        with pytest.raises(DBAPIError):
+            await session.execute(text("SELECT 1"))
+    assert the_replica(routed).state is ReplicaState.UNREACHABLE
+    assert not await on_replica(routed.read_sessions)
+
+
+async def test_a_full_replica_pool_sends_the_next_read_to_the_primary(
+    settings_for: SettingsFor, notes_table: None
+) -> None:
+    async with routed_database(settings_for(pool_size=1)) as database:
+        async with database.read_sessions() as holding:
+            await holding.execute(text("SELECT 1"))
+            assert not await on_replica(database.read_sessions)
+        assert await on_replica(database.read_sessions)
+
+
+async def test_units_of_work_and_row_locks_never_touch_the_replica(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    replica_checkouts = []
+    event.listen(
+        the_replica(routed).engine.sync_engine,
+        "checkout",
+        lambda *args: replica_checkouts.append(args),
+    )
+    replica.pause_replay()
+    await write_note(routed, 1, "locked")
+    async with transaction(routed.sessions) as session:
+        await session.execute(text("SELECT * FROM notes WHERE id = 1 FOR UPDATE"))
+        await session.execute(text("UPDATE notes SET body = 'updated' WHERE id = 1"))
+    async with transaction(routed.sessions) as session:
+        body = (await session.execute(text("SELECT body FROM notes WHERE id = 1"))).scalar_one()
+    assert body == "updated"
+    assert replica_checkouts == []
+
+
+async def test_a_server_that_is_not_in_recovery_is_never_used_and_said_so(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The primary named as a replica: what a promoted replica looks like.
+    settings = routed_settings(postgres_url, [postgres_url])
+    async with routed_database(settings) as database:
+        assert the_replica(database).state is ReplicaState.PROMOTED
+        assert not await on_replica(database.read_sessions)
+        async with database.read_sessions() as session:
+            assert session.info["read_replica"] is None
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    assert "no longer in recovery" in errors[0].getMessage()
+    assert "DATABASE_REPLICA_URLS" in errors[0].getMessage()
+
+
+async def test_without_replicas_reads_are_not_routed(postgres_url: str) -> None:
+    async with routed_database(Settings(database_url=SecretStr(postgres_url))) as database:
+        assert database.replicas is None
+        assert database.primary_read_sessions is database.read_sessions
+        assert not await on_replica(database.read_sessions)
+
+
+async def test_migrations_run_on_the_primary_with_replicas_configured(
+    settings_for: SettingsFor,
+    replica: ReplicaServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    copy = copy_migrations(tmp_path / "project", monkeypatch)
+    copy.add(
+        "where_it_ran",
+        "op.execute('CREATE TABLE where_it_ran AS SELECT pg_is_in_recovery() AS on_replica')",
+        "op.drop_table('where_it_ran')",
+    )
+    replica.pause_replay()
+    await asyncio.to_thread(run, parse_arguments(["migrate"]), settings_for())
+    async with routed_database(settings_for()) as database:
+        async with transaction(database.sessions) as session:
+            ran = (await session.execute(text("SELECT on_replica FROM where_it_ran"))).scalar()
+        assert ran is False
+        # The paused replica has not got the revision: nothing was written to it.
+        with reading_after():
+            async with database.read_sessions() as session:
+                assert session.info["read_replica"] is the_replica(database)
+                exists = await session.execute(text("SELECT to_regclass('where_it_ran')"))
+                assert exists.scalar() is None

@@ -1,5 +1,6 @@
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,9 +10,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.api import health
-from {{ cookiecutter.package_name }}.api.errors import CONNECTION_ERRORS, install_error_handlers
+from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
+from {{ cookiecutter.package_name }}.api.read_after import ReadAfterMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
+from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
@@ -25,6 +28,11 @@ DESCRIPTION = (
     "with it). Every answer carries an `X-Request-ID` header: the caller's, when valid, "
     "or a new one."
 )
+
+
+def read_position_lifetime(settings: Settings) -> int:
+    """Seconds after which every replica still serving reads has replayed a commit."""
+    return math.ceil((settings.replica_max_lag_ms + settings.replica_check_interval_ms) / 1000) + 1
 
 
 async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
@@ -48,6 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     database = Database.from_settings(app.state.settings)
     app.state.database = database
     await warn_if_unreachable(database.engine, app.state.settings)
+    await database.start()
     try:
         yield
     finally:
@@ -59,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
+    if app.state.settings.replica_urls():
+        app.add_middleware(
+            ReadAfterMiddleware, cookie_max_age_seconds=read_position_lifetime(app.state.settings)
+        )
     app.include_router(health.router)
     for feature in feature_modules("api"):
         feature.install(app)

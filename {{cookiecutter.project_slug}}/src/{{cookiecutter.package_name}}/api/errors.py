@@ -33,10 +33,6 @@ from {{ cookiecutter.package_name }}.repositories.errors import (
 logger = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 1
 RETRY_LATER = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-# What a failed attempt to reach the database raises. SQLAlchemy wraps the driver's
-# errors, but asyncpg's socket errors (connection refused, unknown host, no Unix
-# socket, connect timeout) arrive bare from the pool as it connects.
-CONNECTION_ERRORS = (OperationalError, InterfaceError, OSError)
 # The order Allow headers list methods in.
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # Codes for HTTPExceptions, the framework's or a route's own; other statuses are

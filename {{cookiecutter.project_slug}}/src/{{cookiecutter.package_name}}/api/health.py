@@ -1,14 +1,33 @@
+"""Liveness and readiness. Readiness is the primary's: a lagging or lost replica
+costs reads their spread, not the service its traffic, so it is reported, not failed."""
+
 import asyncio
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 from sqlalchemy import text
 
-from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionFactoryDep
+from {{ cookiecutter.package_name }}.api.dependencies import DatabaseDep
 from {{ cookiecutter.package_name }}.api.errors import DatabaseUnavailable
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, error_responses
+from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
 
 router = APIRouter(prefix="/health", tags=["health"], responses=ANY_OPERATION)
 READY_TIMEOUT_SECONDS = 2.0
+
+
+class ReplicaHealth(BaseModel):
+    name: str = Field(description="The replica's URL, password masked")
+    state: ReplicaState = Field(description="Only `ok` replicas serve reads")
+    lag_ms: int | None = Field(description="Behind the primary at the last check")
+    in_use: int = Field(description="Connections of this process's pool in use")
+
+
+class Readiness(BaseModel):
+    status: str
+    replicas: list[ReplicaHealth] | None = Field(
+        default=None, description="Present when DATABASE_REPLICA_URLS names replicas"
+    )
 
 
 @router.get("/live")
@@ -17,13 +36,32 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses=error_responses(503))
-async def ready(sessions: ReadSessionFactoryDep) -> dict[str, str]:
-    """The database answers a trivial query within a bounded time; 503 otherwise."""
+@router.get("/ready", responses=error_responses(503), response_model_exclude_unset=True)
+async def ready(database: DatabaseDep) -> Readiness:
+    """The primary answers a trivial query within a bounded time; 503 otherwise.
+
+    With replicas, the answer lists each one's state as of its last check.
+    """
     # Its own session rather than a dependency, to bound the connect as well as the query.
     try:
-        async with asyncio.timeout(READY_TIMEOUT_SECONDS), sessions() as session:
+        async with (
+            asyncio.timeout(READY_TIMEOUT_SECONDS),
+            database.primary_read_sessions() as session,
+        ):
             await session.execute(text("SELECT 1"))
     except TimeoutError as error:
         raise DatabaseUnavailable("no answer in time") from error
-    return {"status": "ok"}
+    if database.replicas is None:
+        return Readiness(status="ok")
+    return Readiness(
+        status="ok",
+        replicas=[
+            ReplicaHealth(
+                name=replica.name,
+                state=replica.state,
+                lag_ms=replica.lag_ms,
+                in_use=replica.in_use,
+            )
+            for replica in database.replicas.replicas
+        ],
+    )

@@ -17,8 +17,8 @@ def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[
     run = run_benchmark("benchmarks.data_layer", "--scale", "0.012", "--repeat", "1")
     rows = run.rows
     scenarios = {row.scenario for row in rows}
-    # insert, gets, requests, list, and one scenario per level of concurrency.
-    assert len(scenarios) == 4 + len(run.document["settings"]["concurrency"])
+    # insert, gets, requests, list, replicas, and one scenario per level of concurrency.
+    assert len(scenarios) == 5 + len(run.document["settings"]["concurrency"])
     for row in rows:
         assert isinstance(row.figures["seconds"], float)
         assert row.figures["seconds"] > 0
@@ -26,6 +26,13 @@ def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[
         assert all(math.isfinite(ratio) for ratio in row.ratios.values())
     listing = {row.variant: row.figures for row in rows if row.scenario.startswith("list")}
     assert listing["repository list_with_posts (selectinload)"]["queries"] == 2
+    routed = {row.variant: row.figures for row in rows if row.scenario.endswith("routed")}
+    assert list(routed) == [
+        "primary: read-only session + get",
+        "routed to the replica",
+        "routed, replay paused: primary",
+    ]
+    assert all(isinstance(figures["cpu_of_primary"], float) for figures in routed.values())
     # A line on stderr as each scenario starts and ends, the seeding of the reads too.
     started, finished = progress_lines(run.stderr)
     assert started == finished

@@ -19,9 +19,11 @@ from typing import Any
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from benchmarks.data_layer.concurrency import concurrency
 from benchmarks.data_layer.context import Bench, Sizes
+from benchmarks.data_layer.replicas import routed_reads
 from benchmarks.data_layer.sequential import bulk_insert, gets, listing, per_request
 from benchmarks.reporting import (
     Column,
@@ -34,10 +36,11 @@ from benchmarks.reporting import (
     progress,
 )
 
-SCENARIOS = ("insert", "gets", "requests", "list", "concurrency")
+SCENARIOS = ("insert", "gets", "requests", "list", "replicas", "concurrency")
 
 
-async def run(url: str, sizes: Sizes, scenarios: Sequence[str] = SCENARIOS) -> list[Row]:
+async def run(cluster: Cluster, sizes: Sizes, scenarios: Sequence[str] = SCENARIOS) -> list[Row]:
+    url = cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
     bench = Bench(url, sizes)
     await bench.open()
     try:
@@ -51,6 +54,9 @@ async def run(url: str, sizes: Sizes, scenarios: Sequence[str] = SCENARIOS) -> l
             if name in scenarios:
                 with progress(name):
                     await scenario(bench, keys)
+        if "replicas" in scenarios:
+            with progress("replicas"):
+                await routed_reads(bench, keys, cluster)
         if "concurrency" in scenarios:
             # One line of progress per level of concurrency.
             await concurrency(bench, keys)
@@ -66,6 +72,7 @@ SHOWN: dict[str, Callable[[Any], str]] = {
     "of_asyncpg": "{:.0%}".format,
     "p50_seconds": format_seconds,
     "p99_seconds": format_seconds,
+    "cpu_of_primary": "{:.2f}x".format,
     "slowest_seconds": format_seconds,
 }
 
@@ -96,8 +103,8 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = Sizes(repeat=arguments.repeat).scaled(arguments.scale)
 
-    with benchmark_database() as url:
-        rows = asyncio.run(run(url, sizes, arguments.only))
+    with benchmark_cluster() as cluster:
+        rows = asyncio.run(run(cluster, sizes, arguments.only))
     if arguments.json:
         settings = {"scale": arguments.scale, "only": list(arguments.only), **asdict(sizes)}
         print_json("data_layer", settings, rows)
@@ -106,9 +113,9 @@ def main() -> None:
 
 
 @contextmanager
-def benchmark_database() -> Iterator[str]:
-    """A migrated database on a throwaway cluster of its own (the test harness's cache)."""
+def benchmark_cluster() -> Iterator[Cluster]:
+    """A throwaway cluster of its own with the migrated database (the test harness's cache)."""
     migrations = Migrations(folder=PROJECT_ROOT / "migrations", apply=upgrade_database)
     name = f"benchmark-{uuid.uuid4().hex[:8]}"
     with shared_cluster(find_bindir(), name, migrations) as cluster:
-        yield cluster.url(MIGRATED_DATABASE).render_as_string(hide_password=False)
+        yield cluster

@@ -183,9 +183,22 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     major = int(values["postgres_version"])
     data = "/var/lib/postgresql" if major >= 18 else "/var/lib/postgresql/data"
     assert database["volumes"] == [f"db-data:{data}"]
+    hba_file = compose["configs"]["pg_hba"]["content"].splitlines()
+    assert "host replication all all scram-sha-256" in hba_file
+    assert database["command"][-1] == f"hba_file={database['configs'][0]['target']}"
+    replica = compose["services"]["db-replica"]
+    assert replica["image"] == database["image"]
+    assert replica["volumes"] == [f"db-replica-data:{data}"]
+    # Compose would substitute a single $ itself: the script must see $PGDATA.
+    script = replica["command"][-1]
+    assert "pg_basebackup --host=db" in script
+    assert '"$$PGDATA/PG_VERSION"' in script
+    assert "--write-recovery-conf" in script
     app = compose["services"]["app"]
     assert app["build"] == "."
-    assert app["environment"]["DATABASE_URL"].endswith(f"@db:5432/{values['package_name']}")
+    database_path = f"5432/{values['package_name']}"
+    assert app["environment"]["DATABASE_URL"].endswith(f"@db:{database_path}")
+    assert app["environment"]["DATABASE_REPLICA_URLS"].endswith(f"@db-replica:{database_path}")
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
     assert ("ports" in app) == values["use_fastapi"]
     assert ".env" in (project / ".dockerignore").read_text().splitlines()

@@ -191,6 +191,7 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     assert replica["volumes"] == [f"db-replica-data:{data}"]
     # Compose would substitute a single $ itself: the script must see $PGDATA.
     script = replica["command"][-1]
+    assert script.startswith("set -e\n")
     assert "pg_basebackup --host=db" in script
     assert '"$$PGDATA/PG_VERSION"' in script
     assert "--write-recovery-conf" in script

@@ -108,6 +108,7 @@ class ReadReplicas:
         self._next = 0
         self._usable: bool | None = None
         self._checking: asyncio.Task[None] | None = None
+        self._one_check = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings, primary_reads: AsyncEngine) -> "ReadReplicas":
@@ -199,6 +200,11 @@ class ReadReplicas:
 
     async def check(self) -> None:
         """Check the primary's position, then each replica, concurrently."""
+        # One check at a time: each server has one connection for checks.
+        async with self._one_check:
+            await self._check_all()
+
+    async def _check_all(self) -> None:
         now = time.monotonic()
         try:
             async with (
@@ -227,8 +233,6 @@ class ReadReplicas:
         except CHECK_FAILURES as error:
             self._set_state(replica, ReplicaState.UNREACHABLE, type(error).__name__)
             return
-        if replica.state is ReplicaState.PROMOTED:
-            return
         if not in_recovery:
             self._set_state(replica, ReplicaState.PROMOTED, "")
             return
@@ -238,7 +242,8 @@ class ReadReplicas:
         self._set_state(replica, state, f"{replica.lag_ms} ms behind")
 
     def _set_state(self, replica: Replica, state: ReplicaState, detail: str) -> None:
-        if replica.state is state:
+        # A promoted replica stays out until the service is reconfigured.
+        if replica.state in (state, ReplicaState.PROMOTED):
             return
         previous, replica.state = replica.state, state
         if state is ReplicaState.PROMOTED:

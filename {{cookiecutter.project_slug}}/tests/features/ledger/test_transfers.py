@@ -22,7 +22,9 @@ from {{ cookiecutter.package_name }}.features.ledger.repositories import Account
 from {{ cookiecutter.package_name }}.features.ledger.transfers import InsufficientFunds, transfer
 from {{ cookiecutter.package_name }}.repositories.errors import NotFound
 from {{ cookiecutter.package_name }}.settings import Settings
+from tests.harness.replicas import ReplicaServer
 from tests.keys import MISSING_KEY
+from tests.replica_routing import routed_database, routed_settings, the_replica
 
 
 async def open_accounts(session: AsyncSession, *balances: int) -> list[Key]:
@@ -157,3 +159,25 @@ async def test_concurrent_transfers_keep_the_books_balanced(
         expected[target] += amount
     assert final == expected
     assert deadlocks == [], f"{len(deadlocks)} transactions were cancelled to break a deadlock"
+
+
+async def test_transfers_with_replicas_lock_and_read_their_rows_on_the_primary(
+    postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+) -> None:
+    async with routed_database(routed_settings(postgres_url, replica_urls)) as database:
+        replica_checkouts: list[object] = []
+        event.listen(
+            the_replica(database).engine.sync_engine,
+            "checkout",
+            lambda *args: replica_checkouts.append(args),
+        )
+        # Nothing a transfer does can reach the replica now, not even what it reads.
+        replica.pause_replay()
+        async with transaction(database.sessions) as session:
+            source, target = await open_accounts(session, 100, 0)
+        await run_in_transaction(
+            partial(transfer, source_id=source, target_id=target, amount=40), database.sessions
+        )
+        async with transaction(database.sessions) as session:
+            assert await balances(session) == {source: 60, target: 40}
+        assert replica_checkouts == []

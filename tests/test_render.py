@@ -192,6 +192,10 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     # Compose would substitute a single $ itself: the script must see $PGDATA.
     script = replica["command"][-1]
     assert script.startswith("set -e\n")
+    assert 'chmod 0700 "$$PGDATA"' in script
+    assert replica["restart"] == "on-failure"
+    # Healthy only once db listens on TCP, not while the image initialises on the socket.
+    assert "pg_isready -h 127.0.0.1" in database["healthcheck"]["test"][-1]
     assert "pg_basebackup --host=db" in script
     assert '"$$PGDATA/PG_VERSION"' in script
     assert "--write-recovery-conf" in script

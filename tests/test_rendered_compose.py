@@ -66,6 +66,10 @@ class Services:
     folder: Path
 
     @property
+    def major(self) -> int:
+        return int(self.db["image"].rpartition(":")[2])
+
+    @property
     def db(self) -> dict[str, Any]:
         return dict(self.compose["services"]["db"])
 
@@ -238,8 +242,13 @@ def replica_up(services: Services) -> contextlib.AbstractContextManager[subproce
     hosts.write_text(Path("/etc/hosts").read_text() + names)
     volume = services.folder / "db-replica-data"
     if not volume.exists():
+        # As the image leaves its data folder (up to 17) or the folder above it (18):
+        # world-writable, owned by postgres.
         volume.mkdir()
+        volume.chmod(0o1777)
         hand_over(volume, as_server_account())
+    # The image's PGDATA: the volume itself up to 17, a folder per major below it from 18.
+    pgdata = volume if services.major < 18 else volume / str(services.major) / "docker"
     as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--clear-groups"]
     command = in_mount_namespace(
         f"mount --bind {hosts} /etc/hosts",
@@ -247,16 +256,19 @@ def replica_up(services: Services) -> contextlib.AbstractContextManager[subproce
     )
     environment = {
         "PATH": f"{SERVER_BINDIR}:{os.environ['PATH']}",
-        # The image's PGDATA, in the volume.
-        "PGDATA": str(volume / "data"),
+        "PGDATA": str(pgdata),
         **services.replica["environment"],
     }
     return running(command, services.folder / "replica.log", environment)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a mount namespace")
-def test_the_compose_replica_streams_from_db_and_the_app_reaches_it(workspace: Path) -> None:
-    project = render_into(workspace, use_docker=True)
+# The images lay out their data folders differently from 18 on.
+@pytest.mark.parametrize("major", ["18", "17"])
+def test_the_compose_replica_streams_from_db_and_the_app_reaches_it(
+    workspace: Path, major: str
+) -> None:
+    project = render_into(workspace, use_docker=True, postgres_version=major)
     services = Services(yaml.safe_load((project / "compose.yaml").read_text()), workspace)
     log = workspace / "replica.log"
     with exclusive(LOCK), primary(services) as db:

@@ -9,7 +9,8 @@ from pydantic import SecretStr
 from sqlalchemy import column, table, text
 
 from {{ cookiecutter.package_name }}.db.database import Database
-from {{ cookiecutter.package_name }}.db.replicas import ReadReplicas, Replica, ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.router import ReadReplicas
+from {{ cookiecutter.package_name }}.db.replicas.servers import Replica, ReplicaState
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
 from {{ cookiecutter.package_name }}.settings import Settings
 

@@ -23,7 +23,7 @@ from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     read_engine_for,
 )
-from {{ cookiecutter.package_name }}.db.read_after import reading_after
+from {{ cookiecutter.package_name }}.db.replicas.read_after import reading_after
 from {{ cookiecutter.package_name }}.db.session import (
     make_read_session_factory,
     make_session_factory,

@@ -5,6 +5,7 @@ pausing the replica's replay makes its lag deterministic.
 """
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from sqlalchemy.exc import DBAPIError
 
 from {{ cookiecutter.package_name }}.cli import parse_arguments, run
 from {{ cookiecutter.package_name }}.db.database import Database
-from {{ cookiecutter.package_name }}.db.read_after import reading_after
-from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.read_after import reading_after
+from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 from {{ cookiecutter.package_name }}.db.session import (
     LockInReadOnlySession,
     WriteInReadOnlySession,
@@ -30,6 +31,7 @@ from tests.replica_routing import (
     NOTES,
     SettingsFor,
     create_notes_table,
+    eventually,
     on_replica,
     read_note,
     replicas_of,
@@ -196,10 +198,66 @@ async def test_a_server_that_is_not_in_recovery_is_never_used_and_said_so(
         assert not await on_replica(database.read_sessions)
         async with database.read_sessions() as session:
             assert session.info["read_replica"] is None
-    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert len(errors) == 1
-    assert "no longer in recovery" in errors[0].getMessage()
-    assert "DATABASE_REPLICA_URLS" in errors[0].getMessage()
+    assert "the server DATABASE_URL names" in errors[0]
+    assert "until DATABASE_REPLICA_URLS is corrected" in errors[0]
+
+
+async def test_a_replica_of_another_cluster_is_never_used_and_said_so(
+    settings_for: SettingsFor, replica: ReplicaServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every cluster of a test run is copied from one initdb, so all share one system
+    # identifier: the primary's, as this process recorded it, stands for another's.
+    database = Database.from_settings(settings_for())
+    try:
+        replicas = replicas_of(database)
+        await replicas.check()
+        assert the_replica(database).state is ReplicaState.OK
+        assert replicas.checks.primary_identity is not None
+        replicas.checks.primary_identity += 1
+        await replicas.check()
+        assert the_replica(database).state is ReplicaState.OTHER_CLUSTER
+        assert not await on_replica(database.read_sessions)
+    finally:
+        await database.dispose()
+    [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "replicates another primary than DATABASE_URL's" in error
+
+
+async def test_at_start_up_a_replica_serves_no_reads_until_it_has_what_the_primary_had(
+    settings_for: SettingsFor, notes_table: None, replica: ReplicaServer
+) -> None:
+    # Behind by an unknown amount: this process has not seen the primary move.
+    replica.pause_replay()
+    async with routed_database(settings_for()) as ahead:
+        await write_note(ahead, 1, "before start-up")
+    async with routed_database(settings_for()) as database:
+        assert the_replica(database).state is ReplicaState.STARTING
+        with reading_after():
+            assert await read_note(database.read_sessions, 1) == ("before start-up", False)
+        replica.resume_replay()
+        await until_state(database, ReplicaState.OK)
+        with reading_after():
+            assert await read_note(database.read_sessions, 1) == ("before start-up", True)
+
+
+async def test_an_unreachable_replica_is_checked_less_and_less_often(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    await asyncio.to_thread(replica.stop)
+    await until_state(routed, ReplicaState.UNREACHABLE)
+    failed = the_replica(routed)
+    await eventually(lambda: failed.failures >= 2)
+    assert failed.lag_ms is None
+    failures = failed.failures
+    # Not due yet: a check right now leaves it alone.
+    assert failed.next_check > time.monotonic()
+    await replicas_of(routed).check()
+    assert failed.failures == failures
+    replica.start()
+    await until_state(routed, ReplicaState.OK)
+    assert failed.failures == 0
 
 
 async def test_without_replicas_reads_are_not_routed(postgres_url: str) -> None:
@@ -227,9 +285,11 @@ async def test_migrations_run_on_the_primary_with_replicas_configured(
         async with transaction(database.sessions) as session:
             ran = (await session.execute(text("SELECT on_replica FROM where_it_ran"))).scalar()
         assert ran is False
-        # The paused replica has not got the revision: nothing was written to it.
-        with reading_after():
-            async with database.read_sessions() as session:
-                assert session.info["read_replica"] is the_replica(database)
-                exists = await session.execute(text("SELECT to_regclass('where_it_ran')"))
-                assert exists.scalar() is None
+    # The paused replica has not got the revision: nothing was written to it.
+    [replica_url] = settings_for().replica_urls()
+    on_the_replica = Settings(database_url=SecretStr(replica_url.render_as_string(False)))
+    async with routed_database(on_the_replica) as direct:
+        assert await on_replica(direct.read_sessions)
+        async with direct.read_sessions() as session:
+            exists = await session.execute(text("SELECT to_regclass('where_it_ran')"))
+            assert exists.scalar() is None

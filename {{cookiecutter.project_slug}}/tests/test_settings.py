@@ -158,3 +158,18 @@ def test_replica_passwords_are_masked_where_replicas_are_named() -> None:
     [replica] = database.replicas.replicas
     assert PASSWORD not in replica.name
     assert "replica" in replica.name
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        (f"postgresql://app:{PASSWORD}@x@db/app", "percent-encode an @"),
+        ("postgresql://app@db:notaport/app", "is not a valid URL"),
+    ],
+    ids=["unencoded-at", "port"],
+)
+def test_a_url_that_would_split_wrongly_is_refused(url: str, message: str) -> None:
+    for setting in ("database_url", "database_replica_urls"):
+        with pytest.raises(ValidationError, match=message) as raised:
+            settings_for("postgresql://app@primary/app", **{setting: url})
+        assert PASSWORD not in str(raised.value)

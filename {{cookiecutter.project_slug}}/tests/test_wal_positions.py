@@ -2,8 +2,8 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}.db.replicas import PrimaryProgress
-from {{ cookiecutter.package_name }}.db.wal import format_position, parse_position, replayable
+from {{ cookiecutter.package_name }}.db.replicas.checks import PrimaryProgress
+from {{ cookiecutter.package_name }}.db.replicas.wal import format_position, parse_position, replayable
 
 PAGE = 8192
 

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.db.database import Database
-from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.localpg.cluster import SUPERUSER, Cluster

@@ -17,18 +17,27 @@ POSTGRES_SCHEMES = frozenset(
     {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
 )
 URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+# What make_url raises for text that is not a URL, and for a port that is not a number.
+NOT_A_URL = (ArgumentError, ValueError)
 
 
 def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
     """Parse a PostgreSQL URL whatever driver it names; errors never echo the URL."""
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except NOT_A_URL:
         raise ValueError(f"{setting} is not a valid URL; expected {URL_EXAMPLE}") from None
     if url.drivername not in POSTGRES_SCHEMES:
         raise ValueError(
             f"{setting} must be a PostgreSQL URL such as {URL_EXAMPLE}, "
             f"not a {url.drivername!r} URL"
+        )
+    # An @ in the password splits the URL in the wrong place, and the masked URL in
+    # the logs would show the rest of the password.
+    if "@" in (url.host or ""):
+        raise ValueError(
+            f"{setting} has an @ that is not the one before the host: percent-encode an @ "
+            "in the user name or password as %40"
         )
     return url
 

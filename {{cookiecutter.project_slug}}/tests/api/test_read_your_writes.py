@@ -10,7 +10,7 @@ from sqlalchemy import make_url, text
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.read_after import POSITION_COOKIE, POSITION_HEADER
-from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 from tests.harness.replicas import ReplicaServer
 from tests.replica_routing import (
     create_notes_table,
@@ -82,6 +82,11 @@ async def test_a_client_reads_its_own_write_while_others_may_not_yet(
         replica.wait_caught_up()
         await replicas_of(routed_app.state.database).check()
         assert (await writer.get("/notes/1")).json() == {"body": "hello", "from_replica": True}
+
+
+def test_the_api_document_says_how_to_read_your_writes(routed_app: FastAPI) -> None:
+    assert routed_app.description is not None
+    assert POSITION_HEADER in routed_app.description
 
 
 async def test_only_a_request_that_commits_answers_with_a_position(routed_app: FastAPI) -> None:

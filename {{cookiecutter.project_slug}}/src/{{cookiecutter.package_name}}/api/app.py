@@ -9,10 +9,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.api import health
+from {{ cookiecutter.package_name }}.api import health, read_after
 from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
-from {{ cookiecutter.package_name }}.api.read_after import ReadAfterMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
 from {{ cookiecutter.package_name }}.features import feature_modules
@@ -64,14 +63,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description=DESCRIPTION, lifespan=lifespan)
-    app.state.settings = settings or get_settings()
+    settings = settings or get_settings()
+    replicas = bool(settings.replica_urls())
+    description = DESCRIPTION + (read_after.DESCRIPTION if replicas else "")
+    app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description=description, lifespan=lifespan)
+    app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware)
-    if app.state.settings.replica_urls():
-        app.add_middleware(
-            ReadAfterMiddleware, cookie_max_age_seconds=read_position_lifetime(app.state.settings)
-        )
+    if replicas:
+        lifetime = read_position_lifetime(settings)
+        app.add_middleware(read_after.ReadAfterMiddleware, cookie_max_age_seconds=lifetime)
     app.include_router(health.router)
     for feature in feature_modules("api"):
         feature.install(app)

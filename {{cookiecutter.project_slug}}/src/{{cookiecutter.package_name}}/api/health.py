@@ -10,7 +10,7 @@ from sqlalchemy import text
 from {{ cookiecutter.package_name }}.api.dependencies import DatabaseDep
 from {{ cookiecutter.package_name }}.api.errors import DatabaseUnavailable
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, error_responses
-from {{ cookiecutter.package_name }}.db.replicas import ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 
 router = APIRouter(prefix="/health", tags=["health"], responses=ANY_OPERATION)
 READY_TIMEOUT_SECONDS = 2.0

@@ -12,12 +12,18 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.api.middleware import HttpMiddleware
-from {{ cookiecutter.package_name }}.db.read_after import reading_after
-from {{ cookiecutter.package_name }}.db.replicas import UNKNOWN_POSITION
-from {{ cookiecutter.package_name }}.db.wal import format_position, parse_position
+from {{ cookiecutter.package_name }}.db.replicas.read_after import reading_after
+from {{ cookiecutter.package_name }}.db.replicas.router import UNKNOWN_POSITION
+from {{ cookiecutter.package_name }}.db.replicas.wal import format_position, parse_position
 
 POSITION_HEADER = "X-DB-Position"
 POSITION_COOKIE = "db_position"
+# For the OpenAPI document of a service with replicas.
+DESCRIPTION = (
+    " Reads may run on replicas: an answer to a request that changed data carries the "
+    f"`{POSITION_HEADER}` header and the `{POSITION_COOKIE}` cookie; send either back "
+    "(a cookie jar does it by itself) and your next reads see your changes."
+)
 
 
 def position_sent(scope: Scope) -> int:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings, read_engine_for
-from {{ cookiecutter.package_name }}.db.replicas import ReadReplicas
-from {{ cookiecutter.package_name }}.db.routing import RoutedReadSessions, make_tracked_session_factory
+from {{ cookiecutter.package_name }}.db.replicas.router import ReadReplicas
+from {{ cookiecutter.package_name }}.db.replicas.sessions import RoutedReadSessions, make_tracked_session_factory
 from {{ cookiecutter.package_name }}.db.session import (
     AsyncSessionFactory,
     make_read_session_factory,

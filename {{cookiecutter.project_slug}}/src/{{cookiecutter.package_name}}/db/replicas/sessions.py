@@ -15,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
-from {{ cookiecutter.package_name }}.db.replicas import ReadReplicas, Replica
+from {{ cookiecutter.package_name }}.db.replicas.router import ReadReplicas
+from {{ cookiecutter.package_name }}.db.replicas.servers import Replica
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, ReadOnlySession
 
 # Keys of Session.info.

@@ -1,89 +1,40 @@
-"""Streaming replicas for reads: which ones may serve a read now, and what each caller must see.
+"""Which server each read runs on, and what each caller's reads must see.
 
-Each process checks every replica in the background (every
-DB_REPLICA_CHECK_INTERVAL_MS): whether it answers, whether it is still a replica,
-and how far behind the primary it is. Choosing one for a read then costs no round
-trip. A replica is used only while it answers, is in recovery and lags by no more
-than DB_REPLICA_MAX_LAG_MS; with none usable, reads run on the primary. Each
-change of state is logged once.
-
-Lag is measured in time, not bytes: the check records when the primary reached
-each WAL position it saw, and a replica's lag is the age of the oldest position it
-has not replayed yet. An idle primary therefore never makes a replica look
-behind; the measure is as coarse as the check interval.
+A replica serves reads while its checks (checks.py) find it answering, in
+recovery, on the primary's cluster and no further behind than
+DB_REPLICA_MAX_LAG_MS, and only once it has replayed the caller's own commits
+(read_after.py); otherwise the read runs on the primary. Every change of a
+replica's state, and of whether any replica is usable, is logged once.
 """
 
 import asyncio
 import logging
-import time
-from collections import deque
-from dataclasses import dataclass
-from enum import StrEnum
 
 from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.pool import QueuePool
 
 from {{ cookiecutter.package_name }}.db.engine import create_replica_engine_from_settings
-from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
-from {{ cookiecutter.package_name }}.db.read_after import ReadAfter, current_read_after
-from {{ cookiecutter.package_name }}.db.wal import CURRENT_POSITION, REPLAY_STATE, replayable
+from {{ cookiecutter.package_name }}.db.replicas.checks import (
+    CHECK_FAILURES,
+    CHECK_TIMEOUT_SECONDS,
+    ReplicaChecks,
+    describe,
+)
+from {{ cookiecutter.package_name }}.db.replicas.read_after import ReadAfter, current_read_after
+from {{ cookiecutter.package_name }}.db.replicas.servers import MISCONFIGURED, Replica, ReplicaState
+from {{ cookiecutter.package_name }}.db.replicas.wal import CURRENT_POSITION, replayable
 from {{ cookiecutter.package_name }}.settings import Settings
 
 logger = logging.getLogger(__name__)
-# A check that gets no answer in this time finds the replica unreachable.
-CHECK_TIMEOUT_SECONDS = 2.0
 # Reads after a commit whose position could not be read go to the primary, until
 # a check has seen the primary's position (past that commit's) for the process.
 UNKNOWN_POSITION = 2**64 - 1
-CHECK_FAILURES = (*CONNECTION_ERRORS, DBAPIError, TimeoutError)
-
-
-class ReplicaState(StrEnum):
-    STARTING = "starting"
-    OK = "ok"
-    LAGGING = "lagging"
-    UNREACHABLE = "unreachable"
-    PROMOTED = "promoted"
-
-
-@dataclass(eq=False)
-class Replica:
-    """One replica: its pool for reads, its connection for checks, what the last check found."""
-
-    name: str
-    engine: AsyncEngine
-    checks: AsyncEngine
-    # Connections its pool may hand out; a read that would wait for one goes elsewhere.
-    capacity: int
-    state: ReplicaState = ReplicaState.STARTING
-    lag_ms: int | None = None
-    replayed: int = 0
-
-    @property
-    def in_use(self) -> int:
-        pool = self.engine.pool
-        return pool.checkedout() if isinstance(pool, QueuePool) else 0
-
-
-class PrimaryProgress:
-    """When each WAL position was first seen on the primary, oldest first."""
-
-    def __init__(self, max_samples: int) -> None:
-        self.samples: deque[tuple[float, int]] = deque(maxlen=max_samples)
-
-    def record(self, now: float, position: int) -> None:
-        if not self.samples or self.samples[-1][1] != position:
-            self.samples.append((now, position))
-
-    def lag_ms(self, now: float, replayed: int) -> int:
-        for seen_at, position in self.samples:
-            if position > replayed:
-                return round((now - seen_at) * 1000)
-        return 0
+MISCONFIGURED_ADVICE = {
+    ReplicaState.PROMOTED: "it is a primary: promoted, or the server DATABASE_URL names",
+    ReplicaState.OTHER_CLUSTER: "it replicates another primary than DATABASE_URL's",
+}
 
 
 class ReadReplicas:
@@ -99,10 +50,9 @@ class ReadReplicas:
     ) -> None:
         self.replicas = replicas
         self.primary_reads = primary_reads
-        self.max_lag_ms = max_lag_ms
-        self.check_interval = check_interval_ms / 1000
-        # Enough samples to tell a lag past the bound, at one per check.
-        self.progress = PrimaryProgress(max_lag_ms // check_interval_ms + 16)
+        self.checks = ReplicaChecks(
+            replicas, primary_reads, max_lag_ms=max_lag_ms, interval_ms=check_interval_ms
+        )
         # Outside a request, this process is the caller whose writes reads must see.
         self.process_read_after = ReadAfter()
         self._next = 0
@@ -112,12 +62,15 @@ class ReadReplicas:
 
     @classmethod
     def from_settings(cls, settings: Settings, primary_reads: AsyncEngine) -> "ReadReplicas":
+        # A replica that takes connections but never answers (a frozen machine) must not
+        # hold a read for asyncpg's default minute: it goes to the primary instead.
+        connect = {"connect_args": {"timeout": CHECK_TIMEOUT_SECONDS}}
         replicas = [
             Replica(
                 name=url.render_as_string(hide_password=True),
-                engine=create_replica_engine_from_settings(settings, url),
+                engine=create_replica_engine_from_settings(settings, url, **connect),
                 checks=create_replica_engine_from_settings(
-                    settings, url, pool_size=1, max_overflow=0
+                    settings, url, pool_size=1, max_overflow=0, **connect
                 ),
                 capacity=settings.pool_size + settings.max_overflow,
             )
@@ -177,7 +130,7 @@ class ReadReplicas:
             logger.warning(
                 "could not read the primary's WAL position after a commit (%s): the "
                 "caller's reads run on the primary for now",
-                type(error).__name__,
+                describe(error),
             )
             self.read_after().advance(UNKNOWN_POSITION)
             return
@@ -185,7 +138,8 @@ class ReadReplicas:
 
     def refused(self, replica: Replica, error: BaseException) -> None:
         """A read could not connect to `replica`: unusable until a check finds it back."""
-        self._set_state(replica, ReplicaState.UNREACHABLE, f"{type(error).__name__}")
+        replica.lag_ms = None
+        self._set_state(replica, ReplicaState.UNREACHABLE, describe(error))
         self._log_routing()
 
     def start(self) -> None:
@@ -196,66 +150,35 @@ class ReadReplicas:
     async def _keep_checking(self) -> None:
         while True:
             await self.check()
-            await asyncio.sleep(self.check_interval)
+            await asyncio.sleep(self.checks.interval)
 
     async def check(self) -> None:
-        """Check the primary's position, then each replica, concurrently."""
-        # One check at a time: each server has one connection for checks.
+        """Check the primary's position, then each replica due a check, concurrently."""
+        # One round at a time: each server has one connection for checks.
         async with self._one_check:
-            await self._check_all()
-
-    async def _check_all(self) -> None:
-        now = time.monotonic()
-        try:
-            async with (
-                asyncio.timeout(CHECK_TIMEOUT_SECONDS),
-                self.primary_reads.connect() as connection,
-            ):
-                position, block_size = (await connection.execute(CURRENT_POSITION)).one()
-            position = replayable(int(position), block_size)
-            self.progress.record(now, position)
-            # Past any commit whose own position could not be read: reads may use replicas again.
-            if self.process_read_after.position == UNKNOWN_POSITION:
-                self.process_read_after.position = position
-        except CHECK_FAILURES:
-            # The primary's own trouble shows elsewhere (/health/ready); lags stay as they were.
-            pass
-        await asyncio.gather(*(self._check(replica, now) for replica in self.replicas))
+            position, findings = await self.checks.run()
+        if position is not None and self.process_read_after.position == UNKNOWN_POSITION:
+            # Past any commit whose own position could not be read: replicas may serve again.
+            self.process_read_after.position = position
+        for finding in findings:
+            self._set_state(finding.replica, finding.state, finding.detail)
         self._log_routing()
 
-    async def _check(self, replica: Replica, now: float) -> None:
-        try:
-            async with (
-                asyncio.timeout(CHECK_TIMEOUT_SECONDS),
-                replica.checks.connect() as connection,
-            ):
-                in_recovery, replayed = (await connection.execute(REPLAY_STATE)).one()
-        except CHECK_FAILURES as error:
-            self._set_state(replica, ReplicaState.UNREACHABLE, type(error).__name__)
-            return
-        if not in_recovery:
-            self._set_state(replica, ReplicaState.PROMOTED, "")
-            return
-        replica.replayed = int(replayed or 0)
-        replica.lag_ms = self.progress.lag_ms(now, replica.replayed)
-        state = ReplicaState.OK if replica.lag_ms <= self.max_lag_ms else ReplicaState.LAGGING
-        self._set_state(replica, state, f"{replica.lag_ms} ms behind")
-
     def _set_state(self, replica: Replica, state: ReplicaState, detail: str) -> None:
-        # A promoted replica stays out until the service is reconfigured.
-        if replica.state in (state, ReplicaState.PROMOTED):
+        if replica.state is state or replica.state in MISCONFIGURED:
             return
         previous, replica.state = replica.state, state
-        if state is ReplicaState.PROMOTED:
+        if state in MISCONFIGURED:
             logger.error(
-                "replica %s is no longer in recovery: it was promoted, or is not a replica. "
-                "It serves no reads until DATABASE_REPLICA_URLS is corrected and the service "
-                "restarted",
+                "replica %s is not a replica of the primary (%s; %s): it serves no reads "
+                "until DATABASE_REPLICA_URLS is corrected and the service restarted",
                 replica.name,
+                MISCONFIGURED_ADVICE[state],
+                detail,
             )
         elif state is ReplicaState.OK:
             logger.info("replica %s serves reads (was %s)", replica.name, previous)
-        else:
+        elif state is not ReplicaState.STARTING:
             logger.warning("replica %s is %s (%s): it serves no reads", replica.name, state, detail)
 
     def _log_routing(self) -> None:

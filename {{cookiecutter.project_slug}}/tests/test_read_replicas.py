@@ -43,6 +43,15 @@ from tests.replica_routing import (
 )
 
 
+async def stop_while_serving(replica: ReplicaServer) -> None:
+    """Stop the replica as it goes away under a running service: in a thread, while the
+    event loop runs on, and for a few turns of the loop after, in which a serving loop
+    reads the server's goodbye and the closed sockets."""
+    await asyncio.to_thread(replica.stop)
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
 @pytest.fixture
 def settings_for(postgres_url: str, replica_urls: list[str]) -> SettingsFor:
     def settings(**overrides: Any) -> Settings:
@@ -132,8 +141,7 @@ async def test_reads_survive_the_replica_stopping_and_return_when_it_is_back(
     routed: Database, replica: ReplicaServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     assert await on_replica(routed.read_sessions)
-    # In a thread, as a server goes away while the service's event loop runs on.
-    await asyncio.to_thread(replica.stop)
+    await stop_while_serving(replica)
     # The first read finds the replica gone and moves to the primary.
     assert not await on_replica(routed.read_sessions)
     assert the_replica(routed).state is ReplicaState.UNREACHABLE
@@ -151,7 +159,7 @@ async def test_a_read_that_loses_its_replica_fails_and_the_next_one_runs_on_the_
 ) -> None:
     async with routed.read_sessions() as session:
         assert (await session.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
-        await asyncio.to_thread(replica.stop)
+        await stop_while_serving(replica)
         with pytest.raises(DBAPIError):
             await session.execute(text("SELECT 1"))
     assert the_replica(routed).state is ReplicaState.UNREACHABLE
@@ -183,7 +191,9 @@ async def test_units_of_work_and_row_locks_never_touch_the_replica(
         await session.execute(text("SELECT * FROM notes WHERE id = 1 FOR UPDATE"))
         await session.execute(text("UPDATE notes SET body = 'updated' WHERE id = 1"))
     async with transaction(routed.sessions) as session:
-        body = (await session.execute(text("SELECT body FROM notes WHERE id = 1"))).scalar_one()
+        body: str = (
+            await session.execute(text("SELECT body FROM notes WHERE id = 1"))
+        ).scalar_one()
     assert body == "updated"
     assert replica_checkouts == []
 
@@ -245,7 +255,7 @@ async def test_at_start_up_a_replica_serves_no_reads_until_it_has_what_the_prima
 async def test_an_unreachable_replica_is_checked_less_and_less_often(
     routed: Database, replica: ReplicaServer
 ) -> None:
-    await asyncio.to_thread(replica.stop)
+    await stop_while_serving(replica)
     await until_state(routed, ReplicaState.UNREACHABLE)
     failed = the_replica(routed)
     await eventually(lambda: failed.failures >= 2)

@@ -33,11 +33,16 @@ def routed_settings(postgres_url: str, replica_urls: list[str], **overrides: Any
 
 
 @asynccontextmanager
-async def routed_database(settings: Settings) -> AsyncIterator[Database]:
-    """The database the app would build from `settings`, its replicas checked once."""
+async def routed_database(settings: Settings, *, usable: bool = True) -> AsyncIterator[Database]:
+    """The database the app would build from `settings`, checking its replicas; with
+    `usable`, once they serve reads (another process's writes since the replica caught
+    up keep a replica starting until it has them)."""
     database = Database.from_settings(settings)
     try:
         await database.start()
+        if usable and database.replicas is not None:
+            replicas = database.replicas.replicas
+            await eventually(lambda: all(r.state is ReplicaState.OK for r in replicas))
         yield database
     finally:
         await database.dispose()

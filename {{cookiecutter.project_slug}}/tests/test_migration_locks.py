@@ -108,7 +108,8 @@ def schema_state(monitor: psycopg.Connection[tuple[object, ...]]) -> tuple[objec
                to_regclass('lock_probe_side') IS NOT NULL,
                EXISTS (SELECT FROM information_schema.columns
                        WHERE table_name = 'lock_probe' AND column_name = 'note'),
-               (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s)
+               (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
         """,
         (MIGRATION_LOCK,),
     ).fetchone()

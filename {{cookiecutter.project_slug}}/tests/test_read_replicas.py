@@ -203,7 +203,7 @@ async def test_a_server_that_is_not_in_recovery_is_never_used_and_said_so(
 ) -> None:
     # The primary named as a replica: what a promoted replica looks like.
     settings = routed_settings(postgres_url, [postgres_url])
-    async with routed_database(settings) as database:
+    async with routed_database(settings, usable=False) as database:
         assert the_replica(database).state is ReplicaState.PROMOTED
         assert not await on_replica(database.read_sessions)
         async with database.read_sessions() as session:
@@ -219,18 +219,13 @@ async def test_a_replica_of_another_cluster_is_never_used_and_said_so(
 ) -> None:
     # Every cluster of a test run is copied from one initdb, so all share one system
     # identifier: the primary's, as this process recorded it, stands for another's.
-    database = Database.from_settings(settings_for())
-    try:
+    async with routed_database(settings_for()) as database:
         replicas = replicas_of(database)
-        await replicas.check()
-        assert the_replica(database).state is ReplicaState.OK
         assert replicas.checks.primary_identity is not None
         replicas.checks.primary_identity += 1
         await replicas.check()
         assert the_replica(database).state is ReplicaState.OTHER_CLUSTER
         assert not await on_replica(database.read_sessions)
-    finally:
-        await database.dispose()
     [error] = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert "replicates another primary than DATABASE_URL's" in error
 
@@ -242,7 +237,7 @@ async def test_at_start_up_a_replica_serves_no_reads_until_it_has_what_the_prima
     replica.pause_replay()
     async with routed_database(settings_for()) as ahead:
         await write_note(ahead, 1, "before start-up")
-    async with routed_database(settings_for()) as database:
+    async with routed_database(settings_for(), usable=False) as database:
         assert the_replica(database).state is ReplicaState.STARTING
         with reading_after():
             assert await read_note(database.read_sessions, 1) == ("before start-up", False)
@@ -291,9 +286,11 @@ async def test_migrations_run_on_the_primary_with_replicas_configured(
     )
     replica.pause_replay()
     await asyncio.to_thread(run, parse_arguments(["migrate"]), settings_for())
-    async with routed_database(settings_for()) as database:
+    async with routed_database(settings_for(), usable=False) as database:
         async with transaction(database.sessions) as session:
-            ran = (await session.execute(text("SELECT on_replica FROM where_it_ran"))).scalar()
+            ran: bool | None = (
+                await session.execute(text("SELECT on_replica FROM where_it_ran"))
+            ).scalar()
         assert ran is False
     # The paused replica has not got the revision: nothing was written to it.
     [replica_url] = settings_for().replica_urls()

@@ -117,7 +117,8 @@ def test_replica_urls_are_a_comma_separated_list_of_any_postgres_spelling(
         "DATABASE_REPLICA_URLS",
         f" postgres://app:{PASSWORD}@replica-1/app, postgresql+psycopg://app@replica-2:6432/app,",
     )
-    settings = settings_for("postgresql://app@primary/app")
+    # The constructor reads the environment (model_validate does not).
+    settings = Settings(database_url=SecretStr("postgresql://app@primary/app"))
     assert [(url.drivername, url.host, url.port) for url in settings.replica_urls()] == [
         ("postgresql+asyncpg", "replica-1", None),
         ("postgresql+asyncpg", "replica-2", 6432),

@@ -105,7 +105,7 @@ class ReplicaChecks:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECONDS), self.primary.connect() as connection:
                 if self.primary_identity is None:
-                    identity = (await connection.execute(SYSTEM_IDENTIFIER)).scalar_one()
+                    identity: int = (await connection.execute(SYSTEM_IDENTIFIER)).scalar_one()
                     self.primary_identity = int(identity)
                 position, block_size = (await connection.execute(CURRENT_POSITION)).one()
         except CHECK_FAILURES:

@@ -235,7 +235,7 @@ async def test_at_start_up_a_replica_serves_no_reads_until_it_has_what_the_prima
 ) -> None:
     # Behind by an unknown amount: this process has not seen the primary move.
     replica.pause_replay()
-    async with routed_database(settings_for()) as ahead:
+    async with routed_database(settings_for(), usable=False) as ahead:
         await write_note(ahead, 1, "before start-up")
     async with routed_database(settings_for(), usable=False) as database:
         assert the_replica(database).state is ReplicaState.STARTING

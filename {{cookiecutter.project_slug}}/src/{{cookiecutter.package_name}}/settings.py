@@ -67,7 +67,7 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
 
-    # Streaming replicas that serve read-only sessions (db/replicas.py), comma-separated.
+    # Streaming replicas that serve read-only sessions (db/replicas/), comma-separated.
     # Unset or empty: every read runs on the primary.
     database_replica_urls: Annotated[
         SecretStr | None,

@@ -3,7 +3,7 @@
 The app's lifespan, the benchmarks and scripts build one from the settings;
 whatever needs a unit of work takes `database.sessions`, and read-only work
 `database.read_sessions`, which run on the replicas when DATABASE_REPLICA_URLS
-names any (db/replicas.py).
+names any (db/replicas/).
 """
 
 from dataclasses import dataclass

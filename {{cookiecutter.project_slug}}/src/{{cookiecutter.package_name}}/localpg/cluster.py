@@ -121,6 +121,9 @@ class Cluster:
                 # Room for a streaming replica per test process (pg_basebackup takes two).
                 "max_wal_senders": "32",
                 "max_replication_slots": "32",
+                # The recent WAL a replica's copy streams: with small segments, another
+                # process's checkpoints would otherwise recycle it while the copy runs.
+                "wal_keep_size": "64MB",
             }
         options |= self.settings
         return [argument for key, value in options.items() for argument in ("-c", f"{key}={value}")]

@@ -32,15 +32,28 @@ from {{ cookiecutter.package_name }}.localpg.scratch import STANDBY_PREFIX
 HOT_STANDBY = {"hot_standby": "on"}
 
 
+def reserve_slot(primary: Cluster, slot: str) -> None:
+    """A physical slot that keeps the primary's WAL from now on.
+
+    pg_basebackup --create-slot makes it only once the copy has started, and a
+    throwaway cluster (1 MB segments, a small min_wal_size) may recycle the segments
+    the copy needs before then when another process's work forces checkpoints.
+    """
+    with psycopg.connect(
+        host=str(primary.socket_dir), user=SUPERUSER, dbname="postgres", autocommit=True
+    ) as connection:
+        connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+
+
 def base_backup(primary: Cluster, datadir: Path, slot: str) -> None:
-    """Copy the running `primary` into `datadir` as a standby streaming through a new `slot`."""
+    """Copy the running `primary` into `datadir` as a standby streaming through `slot`."""
+    reserve_slot(primary, slot)
     command = [
         str(primary.bindir / "pg_basebackup"),
         f"--pgdata={datadir}",
         "--write-recovery-conf",
         "--wal-method=stream",
         "--checkpoint=fast",
-        "--create-slot",
         f"--slot={slot}",
         f"--host={primary.socket_dir}",
         f"--username={SUPERUSER}",

@@ -1,7 +1,7 @@
 """Read-your-writes: the WAL position a caller's reads must see.
 
 Each commit of a unit of work moves its caller's position to the commit's end
-(db/replicas.py); a replica serves that caller's reads only once it has replayed
+(router.py); a replica serves that caller's reads only once it has replayed
 that far, the primary until then. The caller is whatever opened `reading_after`,
 an HTTP request for the API (api/read_after.py), and otherwise the process.
 """

@@ -1,9 +1,9 @@
 """Sessions with replicas: units of work on the primary, reads where ReadReplicas says.
 
-A unit of work's commit moves its caller's read position (db/read_after.py). A
+A unit of work's commit moves its caller's read position (read_after.py). A
 read-only session runs on the replica chosen when it is created, or on the
-primary; if that replica refuses the connection, the session moves to the
-primary before its first statement, so the read still succeeds.
+primary; if that replica refuses the connection its first statement asks for,
+the session moves to the primary, so the read still succeeds.
 """
 
 from typing import Any

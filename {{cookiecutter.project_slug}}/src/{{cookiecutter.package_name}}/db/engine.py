@@ -62,12 +62,18 @@ def create_async_engine_from_settings(
     settings: Settings, *, url: URL | None = None, **overrides: Any
 ) -> AsyncEngine:
     """An engine on DATABASE_URL, or on `url` (a replica) with the same settings."""
-    options = _pool_options(settings) | _timeout_options(settings, "asyncpg")
-    options |= _pgbouncer_options(settings) | overrides
-    # The driver's arguments from the settings and from `overrides` together.
-    connect_args = _timeout_options(settings, "asyncpg").get("connect_args", {})
-    connect_args |= _pgbouncer_options(settings).get("connect_args", {})
-    connect_args |= overrides.get("connect_args", {})
+    parts = [
+        _pool_options(settings),
+        _timeout_options(settings, "asyncpg"),
+        _pgbouncer_options(settings),
+        overrides,
+    ]
+    options: dict[str, Any] = {}
+    connect_args: dict[str, Any] = {}
+    for part in parts:
+        options |= part
+        # The driver's arguments from every part together, not the last part's alone.
+        connect_args |= part.get("connect_args", {})
     if connect_args:
         options["connect_args"] = connect_args
     engine = create_async_engine(url or settings.url("asyncpg"), **options)

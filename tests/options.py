@@ -1,7 +1,10 @@
 """The option matrix, as data: every choice in cookiecutter.json, combined.
 
-The fast tier renders every combination. The slow tier installs and runs a
-pairwise-covering set: every pair of option values appears in at least one run.
+The fast tier renders every combination of the options that change Python code,
+each crossed with the data-only options (CI files, containers, license, the
+PostgreSQL major) so that every pair of values meets in some render. The slow
+tier installs and runs a pairwise-covering set of the options its suite can tell
+apart, and installs every value of the others at least once.
 """
 
 import itertools
@@ -44,6 +47,11 @@ def combination_id(answers: Mapping[str, Any]) -> str:
         else:
             parts.append(f"{short}-{value}")
     return "_".join(parts) or "default"
+
+
+# Options that change only data files (YAML, TOML, Dockerfile, LICENSE), never Python
+# code: a fast test checks it. The fast tier crosses them pairwise, not fully.
+DATA_OPTIONS = ("postgres_version", "ci", "use_docker", "license")
 
 
 def every_combination(options: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
@@ -94,9 +102,41 @@ def pairwise(options: Mapping[str, list[Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-ALL_COMBINATIONS = [
-    pytest.param(answers, id=combination_id(answers)) for answers in every_combination(OPTIONS)
-]
+def cycles(values: list[Any], length: int) -> list[tuple[Any, ...]]:
+    """Sequences of `length` that hold every value: each rotation, repeated to fill."""
+    return [
+        tuple(values[(shift + step) % len(values)] for step in range(length))
+        for shift in range(len(values))
+    ]
+
+
+def code_crossed_with_data(
+    options: Mapping[str, list[Any]], data: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Every combination of the code options, each in as many rows as the largest data
+    option has values, so that it meets every value of every data option. Which data
+    values share a row is chosen greedily, so that the data options' pairs are covered too.
+    """
+    code = {name: values for name, values in options.items() if name not in data}
+    length = max(len(options[name]) for name in data)
+    uncovered = set(all_pairs({name: options[name] for name in data}))
+    rows: list[dict[str, Any]] = []
+    for answers in every_combination(code):
+        best: list[dict[str, Any]] = []
+        gain = -1
+        for choice in itertools.product(*(cycles(options[name], length) for name in data)):
+            block = [dict(zip(data, values, strict=True)) for values in zip(*choice, strict=True)]
+            covered = len(set().union(*(pairs_of(row) for row in block)) & uncovered)
+            if covered > gain:
+                best, gain = block, covered
+        for row in best:
+            uncovered -= pairs_of(row)
+            rows.append({name: {**answers, **row}[name] for name in options})
+    return rows
+
+
+FAST_ROWS = code_crossed_with_data(OPTIONS, DATA_OPTIONS)
+ALL_COMBINATIONS = [pytest.param(answers, id=combination_id(answers)) for answers in FAST_ROWS]
 # Free-text answers that must survive rendering: names, quotes, backslashes.
 NAME_CASES = [
     pytest.param({}, id="default"),
@@ -109,10 +149,39 @@ NAME_CASES = [
     pytest.param({"project_name": "Able"}, id="package-before-benchmarks"),
     pytest.param({"project_name": "Zulu"}, id="package-after-tests"),
 ]
-SLOW_OPTIONS = {name: values for name, values in OPTIONS.items() if name != "python_version"}
+# Options the installed project's suite cannot tell apart (files it never reads, and
+# packaging metadata): the slow tier installs each of their values once, not each pair.
+UNSEEN_BY_THE_SUITE = ("ci", "use_docker", "license")
+SLOW_OPTIONS = {
+    name: values
+    for name, values in OPTIONS.items()
+    if name != "python_version" and name not in UNSEEN_BY_THE_SUITE
+}
+
+
+def with_each_value_in_turn(
+    rows: list[dict[str, Any]], names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    return [
+        {**row, **{name: OPTIONS[name][index % len(OPTIONS[name])] for name in names}}
+        for index, row in enumerate(rows)
+    ]
+
+
+SLOW_ROWS = with_each_value_in_turn(pairwise(SLOW_OPTIONS), UNSEEN_BY_THE_SUITE)
+# Every major runs the full example suite: the slow rows cover some majors, the
+# default render with another major covers the rest.
+MAJORS_WITHOUT_THE_EXAMPLES = [
+    major
+    for major in OPTIONS["postgres_version"]
+    if not any(
+        row["postgres_version"] == major and row["use_fastapi"] and row["include_example_models"]
+        for row in SLOW_ROWS
+    )
+]
 SLOW_COMBINATIONS = [
     pytest.param({**answers, "python_version": RUNNABLE_PYTHON}, "uv", id=combination_id(answers))
-    for answers in pairwise(SLOW_OPTIONS)
+    for answers in SLOW_ROWS
 ] + [
     # The README promises that plain pip works too.
     pytest.param(

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.commands import HIDE_SYSTEM_POSTGRES, UV, in_mount_namespace, run
-from tests.options import OPTIONS, SLOW_COMBINATIONS
+from tests.options import MAJORS_WITHOUT_THE_EXAMPLES, SLOW_COMBINATIONS
 from tests.rendering import TEMPLATE, hook_scripts_discarded, render_into
 from tests.server_wheels import add_server_wheel
 
@@ -98,9 +98,9 @@ def test_rendered_project_is_green(
     assert_green(render_into(workspace, **answers), installer)
 
 
-@pytest.mark.parametrize("major", OPTIONS["postgres_version"][1:])
+@pytest.mark.parametrize("major", MAJORS_WITHOUT_THE_EXAMPLES)
 def test_the_default_render_runs_on_each_major(workspace: Path, major: str) -> None:
-    # The default answers with another major; the default major is in SLOW_COMBINATIONS.
+    # The default answers on the majors that no slow row runs with the examples.
     project = render_into(workspace, postgres_version=major)
     install(project)
     assert_runs_on_the_wheels_server(project, major)

@@ -12,10 +12,15 @@ from tests.checkers import check_python, check_workflow, shared_environment
 from tests.conftest import Render
 from tests.options import (
     ALL_COMBINATIONS,
+    DATA_OPTIONS,
+    FAST_ROWS,
     NAME_CASES,
+    OPTIONS,
     SLOW_COMBINATIONS,
     SLOW_OPTIONS,
+    UNSEEN_BY_THE_SUITE,
     all_pairs,
+    every_combination,
     pairs_of,
 )
 from tests.rendering import effective_answers, render_into
@@ -262,10 +267,33 @@ def test_free_text_answers_survive_rendering(
     assert ok, output
 
 
-def test_slow_tier_covers_every_pair_of_option_values() -> None:
+def test_fast_tier_renders_every_code_combination_and_every_pair() -> None:
+    code = {name: values for name, values in OPTIONS.items() if name not in DATA_OPTIONS}
+    rendered = {tuple(row[name] for name in code) for row in FAST_ROWS}
+    assert rendered == {tuple(answers.values()) for answers in every_combination(code)}
+    covered = set().union(*(pairs_of(row) for row in FAST_ROWS))
+    assert set(all_pairs(OPTIONS)) <= covered
+
+
+def python_sources(project: Path) -> dict[str, str]:
+    return {str(path.relative_to(project)): path.read_text() for path in project.rglob("*.py")}
+
+
+def test_data_options_change_no_python_code(tmp_path: Path) -> None:
+    # What lets the fast tier cross them pairwise: ruff and mypy judge no code they change.
+    default = python_sources(render_into(tmp_path / "default"))
+    for name in DATA_OPTIONS:
+        for value in OPTIONS[name][1:]:
+            project = render_into(tmp_path / f"{name}-{value}", **{name: value})
+            assert python_sources(project) == default, f"{name}={value} changes Python code"
+
+
+def test_slow_tier_covers_every_pair_the_suite_sees_and_every_value() -> None:
     rows = [combination.values[0] for combination in SLOW_COMBINATIONS]
     covered = set().union(*(pairs_of(row) for row in rows))
     assert set(all_pairs(SLOW_OPTIONS)) <= covered
+    for name in UNSEEN_BY_THE_SUITE:
+        assert {row[name] for row in rows if name in row} == set(OPTIONS[name]), name
 
 
 def test_alembic_ini_has_no_url(render: Render) -> None:

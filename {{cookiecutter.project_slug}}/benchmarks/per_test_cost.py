@@ -3,6 +3,7 @@
     uv run python -m benchmarks.per_test_cost               # 200 tests per variant
     uv run python -m benchmarks.per_test_cost --tests 500 --repeat 5 --skip-peer
     uv run python -m benchmarks.per_test_cost --json        # one JSON document on stdout
+    uv run python -m benchmarks.per_test_cost --skip-peer --suite   # also this project's suite
 
 Every variant runs the same generated tests, each an INSERT, a commit and a SELECT
 through a session (the floor runs empty tests). Per-test overhead is the slope
@@ -11,12 +12,20 @@ between a 1-test and an N-test run, minus the floor's slope; start-up is the
 "wall", which is the whole command; each is the best of --repeat runs (one run for
 pytest-postgresql's N tests, which take a minute). All figures are from one
 invocation on one machine: compare the ratios, not the absolute numbers, across machines.
+
+The one-test loop, what a developer waits for after each edit, is measured in whole
+processes with bytecode written, as ratios to `python -c "import pytest"`: one test
+that needs no database, one `db_session` test doing SELECT 1, and the harness's own
+cost per test over a no-database test's. With --suite, the project's own suite is timed
+against a file of as many no-database tests as --tests.
 """
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
@@ -43,10 +52,35 @@ async def test_INDEX(db_session):
     assert await db_session.scalar(text("SELECT count(*) FROM alembic_version")) >= 1
 """
 BARE_TEST = "\nasync def test_INDEX(db_session):\n    assert db_session is not None\n"
+SELECT_TEST = """
+async def test_INDEX(db_session):
+    assert await db_session.scalar(text("SELECT 1")) == 1
+"""
 FLOOR_TEST = "\nasync def test_INDEX():\n    assert INDEX >= 0\n"
 # What each generated test does, the rows' scenario.
 FULL_TEST = "INSERT, commit, SELECT"
 FIXTURE_ONLY = "fixture only"
+
+
+def benchmark_environment() -> dict[str, str]:
+    # Bytecode written, as on a developer's machine: some CI machines turn it off.
+    unset = {"TEST_DATABASE_URL", "PYTHONDONTWRITEBYTECODE"}
+    return {key: value for key, value in os.environ.items() if key not in unset}
+
+
+def wall_time(command: list[str], repeat: int, cwd: Path = PROJECT_ROOT) -> float:
+    """The fastest of `repeat` runs of `command`, in seconds, which must succeed."""
+
+    def once() -> Run:
+        started = time.perf_counter()
+        result = subprocess.run(
+            command, cwd=cwd, env=benchmark_environment(), capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}")
+        return {"wall": time.perf_counter() - started}
+
+    return best_of(repeat, once)["wall"]
 
 
 def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
@@ -58,14 +92,15 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
         "-c",
         str(PROJECT_ROOT / "pyproject.toml"),
     ]
-    env = {key: value for key, value in os.environ.items() if key != "TEST_DATABASE_URL"}
+    env = benchmark_environment()
     header = "import pytest\nfrom sqlalchemy import text\n"
     isolated_test = HARNESS_TEST.replace("async def", "@pytest.mark.isolated_db\nasync def")
 
     def measure(
         name: str, size: int, template: str, *options: str, clear: tuple[str, ...] = ()
     ) -> Run:
-        test_file = write_tests(work / name, size, template, header)
+        # The floor's tests import nothing: a test that needs no database pays for none.
+        test_file = write_tests(work / name, size, template, "" if name == "floor" else header)
 
         def run_once() -> Run:
             # Under the lock: another session may be copying this cache right now.
@@ -91,6 +126,8 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
     runs["harness 1"] = measure("harness", 1, HARNESS_TEST)
     runs["harness N"] = measure("harness", count, HARNESS_TEST)
     runs["parallel N"] = measure("parallel", count, HARNESS_TEST, "-n", "2")
+    runs["select 1"] = measure("select", 1, SELECT_TEST)
+    runs["select N"] = measure("select", count, SELECT_TEST)
     runs["bare 1"] = measure("bare", 1, BARE_TEST)
     runs["bare N"] = measure("bare", count, BARE_TEST)
     runs["isolated 1"] = measure("isolated", 1, isolated_test)
@@ -170,13 +207,31 @@ COLUMNS = [
 ]
 
 
-def summary(runs: dict[str, Run], count: int, peer_note: str) -> dict[str, Figure]:
-    floor = (runs["floor N"]["session"] - runs["floor 1"]["session"]) / (count - 1) * 1000
-    return {
+def summary(
+    runs: dict[str, Run], count: int, peer_note: str, import_pytest: float
+) -> dict[str, Figure]:
+    def slope(name: str) -> float:
+        return (runs[f"{name} N"]["session"] - runs[f"{name} 1"]["session"]) / (count - 1)
+
+    floor = slope("floor")
+    harness_over_test = (slope("select") - floor) / floor if floor > 0 else None
+    totals: dict[str, Figure] = {
         "parallel_over_serial_wall": runs["parallel N"]["wall"] / runs["harness N"]["wall"],
-        "floor_ms_per_test": floor,
+        "floor_ms_per_test": floor * 1000,
+        "import_pytest_s": import_pytest,
+        "one_test_without_database_over_import": runs["floor 1"]["wall"] / import_pytest,
+        "one_db_session_test_over_import": runs["select 1"]["wall"] / import_pytest,
+        "harness_per_test_over_test_without_database": harness_over_test,
         "peer": peer_note,
     }
+    if "suite" in runs:
+        totals["suite_s"] = runs["suite"]["wall"]
+        totals["suite_over_no_database_file"] = runs["suite"]["wall"] / runs["floor N"]["wall"]
+    return totals
+
+
+def ratio(value: Figure) -> str:
+    return f"{value:.1f}x" if isinstance(value, float) else "n/a (slopes too small)"
 
 
 def print_report(rows: list[Row], count: int, totals: dict[str, Figure]) -> None:
@@ -188,6 +243,22 @@ def print_report(rows: list[Row], count: int, totals: dict[str, Figure]) -> None
         f"floor (pytest-asyncio, no database): {totals['floor_ms_per_test']:.2f} ms per test; "
         f"{totals['peer']}"
     )
+    print(
+        f"\none-test loop, whole processes, as multiples of `import pytest` "
+        f"({totals['import_pytest_s']:.2f} s):"
+    )
+    without_database = totals["one_test_without_database_over_import"]
+    print(f"  one test without a database: {ratio(without_database)}")
+    print(f"  one db_session test (SELECT 1): {ratio(totals['one_db_session_test_over_import'])}")
+    print(
+        "  harness cost per test / a no-database test's own cost: "
+        f"{ratio(totals['harness_per_test_over_test_without_database'])}"
+    )
+    if "suite_s" in totals:
+        print(
+            f"this project's suite: {totals['suite_s']:.1f} s, "
+            f"{ratio(totals['suite_over_no_database_file'])} a file of {count} no-database tests"
+        )
 
 
 def main() -> None:
@@ -196,18 +267,28 @@ def main() -> None:
     parser.add_argument(
         "--skip-peer", action="store_true", help="do not install and run pytest-postgresql"
     )
+    parser.add_argument(
+        "--suite", action="store_true", help="also time this project's own suite, once"
+    )
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="harness-benchmark-") as scratch:
         work = Path(scratch)
         work.chmod(0o755)
         runs = harness_runs(work, arguments.tests, arguments.repeat)
+        import_pytest = wall_time([sys.executable, "-c", "import pytest"], arguments.repeat)
+        if arguments.suite:
+            with progress("this project's suite"):
+                suite = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+                runs["suite"] = {"wall": wall_time(suite, 1)}
         peer_note = "pytest-postgresql skipped (--skip-peer)"
         if not arguments.skip_peer:
             peer, peer_note = peer_runs(work, arguments.tests, arguments.repeat)
             runs |= peer
-    rows, totals = report_rows(runs, arguments.tests), summary(runs, arguments.tests, peer_note)
+    rows = report_rows(runs, arguments.tests)
+    totals = summary(runs, arguments.tests, peer_note, import_pytest)
     if arguments.json:
-        settings = {key: getattr(arguments, key) for key in ("tests", "repeat", "skip_peer")}
+        names = ("tests", "repeat", "skip_peer", "suite")
+        settings = {key: getattr(arguments, key) for key in names}
         print_json("per_test_cost", settings, rows, totals)
     else:
         print_report(rows, arguments.tests, totals)

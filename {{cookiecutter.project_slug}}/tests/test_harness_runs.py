@@ -251,3 +251,36 @@ def test_half_built_cache_is_never_used(tmp_path: Path) -> None:
         reaped = reap(root)
     assert abandoned in reaped
     assert not abandoned.exists()
+
+
+LIGHT_TESTS = """
+import sys
+
+async def test_needs_no_database():
+    assert "sqlalchemy" not in sys.modules, "a test without a database imported SQLAlchemy"
+    assert "psycopg" not in sys.modules and "asyncpg" not in sys.modules
+"""
+WARNING_TESTS = """
+import warnings
+from sqlalchemy import exc
+
+async def test_a_sqlalchemy_warning_fails(db_session):
+    warnings.warn(exc.SAWarning("a relationship overlaps another"), stacklevel=1)
+"""
+
+
+def test_a_test_without_a_database_imports_no_driver(tmp_path: Path, reports_dir: Path) -> None:
+    # The one-test loop: nothing of the database side is imported or started for it.
+    test_file = tmp_path / "test_light.py"
+    test_file.write_text(LIGHT_TESTS)
+    output = finish(start_run(test_file, reports_dir))
+    assert "1 passed" in output
+
+
+def test_sqlalchemy_warnings_still_fail_database_tests(tmp_path: Path, reports_dir: Path) -> None:
+    test_file = tmp_path / "test_warning.py"
+    test_file.write_text(WARNING_TESTS)
+    run = start_run(test_file, reports_dir)
+    output = output_of(run)
+    assert run.returncode == 1, output
+    assert "SAWarning: a relationship overlaps another" in output

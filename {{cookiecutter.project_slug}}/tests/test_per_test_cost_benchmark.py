@@ -29,7 +29,11 @@ def test_per_test_cost_benchmark_prints_a_row_per_variant(
     # With three tests the slopes are noise; the cold start is not: it runs initdb.
     assert figures["harness, first run"]["startup_ms"] > figures["harness"]["startup_ms"]
     assert figures["harness -n 2"]["wall_s"] > 0
-    assert run.document["summary"]["parallel_over_serial_wall"] > 0
+    totals = run.document["summary"]
+    assert totals["parallel_over_serial_wall"] > 0
+    # The one-test loop: a whole pytest process is slower than importing pytest alone.
+    assert totals["one_test_without_database_over_import"] > 1
+    assert totals["one_db_session_test_over_import"] > 1
     # A line on stderr as each run starts and ends.
     assert "start harness: floor, 1 test\n" in run.stderr
     assert re.search(r"^done  harness: isolated, 3 tests in \d+\.\d s$", run.stderr, re.M)
@@ -40,3 +44,5 @@ def test_per_test_cost_benchmark_prints_a_row_per_variant(
     table = [re.split(r" {2,}", line.strip()) for line in lines[header + 1 :]]
     assert [cells[0] for cells in table[: table.index([""])]] == ROWS
     assert re.search(r"-n 2 wall time / serial wall time: \d+\.\d\d", "\n".join(lines))
+    assert re.search(r"one test without a database: \d+\.\dx", "\n".join(lines))
+    assert re.search(r"one db_session test \(SELECT 1\): \d+\.\dx", "\n".join(lines))

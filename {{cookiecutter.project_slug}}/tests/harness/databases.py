@@ -67,11 +67,25 @@ def died(cluster: Cluster) -> str | None:
     )
 
 
+# What the first test's engine and sessions import, slow enough to import while the
+# cluster is copied and started.
+SESSION_MODULES = (
+    "asyncpg",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "sqlalchemy.ext.asyncio",
+    "tests.harness.isolation",
+)
+
+
+def import_session_modules() -> None:
+    for name in SESSION_MODULES:
+        importlib.import_module(name)
+
+
 @contextlib.contextmanager
 def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
-    # The first engine imports asyncpg: do it while the cluster is copied and started.
     with ThreadPoolExecutor(max_workers=1) as preload:
-        driver = preload.submit(importlib.import_module, "asyncpg")
+        driver = preload.submit(import_session_modules)
         with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
             driver.result()
             server = Server(cluster.url("postgres", driver="asyncpg"))

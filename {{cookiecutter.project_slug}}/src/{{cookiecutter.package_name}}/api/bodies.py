@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict
 
-from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.fields import BodyKey
 
 
 class Keyed(BaseModel):
@@ -10,4 +10,4 @@ class Keyed(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
 
-    id: ApiKey
+    id: BodyKey

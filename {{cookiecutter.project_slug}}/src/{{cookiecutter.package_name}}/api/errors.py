@@ -10,6 +10,7 @@ text. Messages never include driver text, which can carry connection details.
 """
 
 import logging
+import re
 import traceback
 from http import HTTPStatus
 
@@ -49,15 +50,30 @@ HTTP_ERROR_CODES = {
 }
 
 
+# A JSON body can carry one as an escape (\ud800), and a 422 quotes the input back.
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
 class DatabaseUnavailable(Exception):
     """Raised by code that found the database unreachable on its own terms (a probe timed out)."""
+
+
+def encodable(value: object) -> object:
+    """`value` with U+FFFD for each lone surrogate, which UTF-8 (so the answer) cannot hold."""
+    if isinstance(value, str):
+        return LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {encodable(key): encodable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [encodable(item) for item in value]
+    return value
 
 
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **extra}}
-    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers)
+    return JSONResponse(encodable(jsonable_encoder(body)), status_code=status, headers=headers)
 
 
 def internal_error(method: str, path: str, error: BaseException) -> JSONResponse:

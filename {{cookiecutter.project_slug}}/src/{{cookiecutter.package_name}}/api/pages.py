@@ -8,19 +8,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated{% if cookiecutter.python_version == "3.11" %}, Generic, TypeVar{% endif %}
 
-from fastapi import Depends, Query
+from fastapi import Depends
 from pydantic import BaseModel, Field
 
 from {{ cookiecutter.package_name }}.api.bodies import Keyed
-from {{ cookiecutter.package_name }}.api.fields import ApiKey
+from {{ cookiecutter.package_name }}.api.fields import ApiKey, BodyKey, IntegerText
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
+# ?limit=, its bounds before IntegerText, or they vanish from the schema (api/fields.py).
+PageLimit = Annotated[int, Field(strict=True, ge=1, le=MAX_PAGE_SIZE), IntegerText]
 
 
 @dataclass(frozen=True)
 class PageParams:
     """The query parameters of every list endpoint: how many items, after which key."""
 
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE
+    limit: PageLimit = DEFAULT_PAGE_SIZE
     after: ApiKey | None = None
 
 
@@ -37,7 +40,7 @@ class Page(BaseModel, Generic[ItemT]):
 class Page[ItemT: Keyed](BaseModel):
 {%- endif %}
     items: list[ItemT]
-    next_after: ApiKey | None = Field(
+    next_after: BodyKey | None = Field(
         description="Pass as `after` to get the next page; null on the last page."
     )
 

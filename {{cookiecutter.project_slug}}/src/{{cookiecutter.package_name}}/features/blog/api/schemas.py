@@ -1,26 +1,36 @@
 """Request and response bodies of the users and posts endpoints."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from {{ cookiecutter.package_name }}.api.bodies import Keyed
-from {{ cookiecutter.package_name }}.api.fields import ApiKey, DatabaseText
+from {{ cookiecutter.package_name }}.api.fields import BodyKey, DatabaseText, Timestamp
 from {{ cookiecutter.package_name }}.features.blog.models import PostStatus
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+# A character of an address: no "@", whitespace or control character (spelled out, as
+# \s means other characters to Python, ECMA-262 and Rust) and, as in all text, neither
+# NUL nor a lone surrogate (api/fields.py).
+ADDRESS_CHARACTER = (
+    r"[^@\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    r"\uFEFF\uD800-\uDFFF]"
+)
+EMAIL_PATTERN = rf"^{ADDRESS_CHARACTER}+@{ADDRESS_CHARACTER}+\.{ADDRESS_CHARACTER}+(?!\n)$"
+# Its own pattern rules out what DatabaseText's does: a string has one pattern.
+Email = Annotated[str, Field(max_length=320, pattern=re.compile(EMAIL_PATTERN))]
 
 
 class UserCreate(BaseModel):
-    email: DatabaseText = Field(max_length=320, pattern=EMAIL_PATTERN)
+    email: Email
     name: DatabaseText = Field(min_length=1, max_length=100)
 
 
 class UserUpdate(BaseModel):
     name: DatabaseText | None = Field(default=None, min_length=1, max_length=100)
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class UserRead(Keyed):
@@ -38,10 +48,10 @@ PostTitle = Annotated[DatabaseText, Field(min_length=1, max_length=200)]
 
 
 class PostCreate(BaseModel):
-    author_id: ApiKey
+    author_id: BodyKey
     title: PostTitle
     content: DatabaseText
-    published_at: datetime | None = None
+    published_at: Timestamp | None = None
     status: PostStatus = PostStatus.DRAFT
 
 
@@ -50,7 +60,7 @@ class PostUpdate(BaseModel):
     # the validator below refuses it.
     title: PostTitle | SkipJsonSchema[None] = None
     content: DatabaseText | SkipJsonSchema[None] = None
-    published_at: datetime | None = None
+    published_at: Timestamp | None = None
     status: PostStatus | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")

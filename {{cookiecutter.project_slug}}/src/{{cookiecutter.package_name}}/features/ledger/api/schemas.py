@@ -6,11 +6,12 @@ from typing import Annotated
 from pydantic import BaseModel, Field, model_validator
 
 from {{ cookiecutter.package_name }}.api.bodies import Keyed
-from {{ cookiecutter.package_name }}.api.fields import BIGINT_MAX, ApiKey, DatabaseText
+from {{ cookiecutter.package_name }}.api.fields import BIGINT_END, BodyKey, DatabaseText
 
 # Whole minor units (cents) in a bigint column. Strict: true, "12" or 12.0 are refused
 # rather than read as 1 or 12, since a misread amount of money is worse than a 422.
-Money = Annotated[int, Field(strict=True, ge=0, le=BIGINT_MAX)]
+# (JSON Schema would count 12.0 as an integer; no generator sends it for one.)
+Money = Annotated[int, Field(strict=True, ge=0, lt=BIGINT_END)]
 
 
 class AccountCreate(BaseModel):
@@ -24,8 +25,10 @@ class AccountRead(Keyed):
 
 
 class TransferCreate(BaseModel):
-    source_id: ApiKey
-    target_id: ApiKey
+    """source_id and target_id must be different accounts (422 otherwise)."""
+
+    source_id: BodyKey
+    target_id: BodyKey
     amount: Annotated[Money, Field(gt=0)]
 
     @model_validator(mode="after")
@@ -36,7 +39,7 @@ class TransferCreate(BaseModel):
 
 
 class TransferRead(Keyed):
-    source_id: ApiKey
-    target_id: ApiKey
+    source_id: BodyKey
+    target_id: BodyKey
     amount: int
     created_at: datetime

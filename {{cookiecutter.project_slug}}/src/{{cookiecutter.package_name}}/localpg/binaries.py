@@ -83,15 +83,18 @@ def wanted_major() -> int | None:
     return int(configured) if configured else project_major()
 
 
+@functools.cache
+def pg_config_bindir(pg_config: str) -> Path | None:
+    # Asked once per process: the test header and the first fixture both look.
+    result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+    return Path(result.stdout.strip()) if result.returncode == 0 else None
+
+
 def bindir_candidates() -> Iterator[Path]:
     """Where server binaries may be, in the order they are tried (after PG_BINDIR)."""
     pg_config = shutil.which("pg_config")
-    if pg_config:
-        result = subprocess.run(
-            [pg_config, "--bindir"], capture_output=True, text=True, check=False
-        )
-        if result.returncode == 0:
-            yield Path(result.stdout.strip())
+    if pg_config and (configured := pg_config_bindir(pg_config)) is not None:
+        yield configured
     for pattern in VERSIONED_BINDIR_PATTERNS:
         yield from sorted(map(Path, glob.glob(pattern)), key=_version_key, reverse=True)
     initdb = shutil.which("initdb")

@@ -1,7 +1,9 @@
 """Read routing against a real streaming replica of the test cluster.
 
 Each test has a database of its own on the primary, which the replica streams;
-pausing the replica's replay makes its lag deterministic.
+pausing the replica's replay makes its lag deterministic. Stopping it, or freezing
+its processes, is a replica failing under reads, which must never fail a read
+while the primary is up.
 """
 
 import asyncio
@@ -32,24 +34,25 @@ from tests.replica_routing import (
     SettingsFor,
     create_notes_table,
     eventually,
+    frozen,
     on_replica,
     read_note,
+    reading,
     replicas_of,
     routed_database,
     routed_settings,
+    stop_while_serving,
     the_replica,
     until_state,
     write_note,
 )
 
-
-async def stop_while_serving(replica: ReplicaServer) -> None:
-    """Stop the replica as it goes away under a running service: in a thread, while the
-    event loop runs on, and for a few turns of the loop after, in which a serving loop
-    reads the server's goodbye and the closed sockets."""
-    await asyncio.to_thread(replica.stop)
-    for _ in range(5):
-        await asyncio.sleep(0)
+# DB_REPLICA_READ_TIMEOUT_MS for the tests that freeze the replica, and what a read
+# may take beyond it: the read again on the primary, on a loaded machine.
+READ_TIMEOUT_MS = 300
+SLACK_SECONDS = 1.0
+# A freeze much longer than a read may wait: a read held for all of it fails the test.
+FREEZE_SECONDS = 2.0
 
 
 @pytest.fixture
@@ -154,16 +157,95 @@ async def test_reads_survive_the_replica_stopping_and_return_when_it_is_back(
     assert await on_replica(routed.read_sessions)
 
 
-async def test_a_read_that_loses_its_replica_fails_and_the_next_one_runs_on_the_primary(
+async def test_a_statement_that_loses_its_replica_runs_on_the_primary_with_the_rest_of_its_session(
     routed: Database, replica: ReplicaServer
 ) -> None:
+    in_recovery = text("SELECT pg_is_in_recovery()")
     async with routed.read_sessions() as session:
-        assert (await session.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
+        assert (await session.execute(in_recovery)).scalar_one()
         await stop_while_serving(replica)
-        with pytest.raises(DBAPIError):
-            await session.execute(text("SELECT 1"))
+        assert not (await session.execute(in_recovery)).scalar_one()
+        assert session.info["read_replica"] is None
+        assert not (await session.scalar(in_recovery))
     assert the_replica(routed).state is ReplicaState.UNREACHABLE
     assert not await on_replica(routed.read_sessions)
+
+
+async def test_a_statement_that_fails_on_its_own_fails_and_leaves_the_replica_serving(
+    routed: Database,
+) -> None:
+    async with routed.read_sessions() as session:
+        with pytest.raises(DBAPIError, match="division by zero"):
+            await session.execute(text("SELECT 1 / 0"))
+        assert session.info["read_replica"] is the_replica(routed)
+        assert (await session.execute(text("SELECT pg_is_in_recovery()"))).scalar_one()
+    assert the_replica(routed).state is ReplicaState.OK
+
+
+async def test_reads_in_flight_as_the_replica_stops_are_answered_by_the_primary(
+    routed: Database, replica: ReplicaServer
+) -> None:
+    # Which reads the stop catches, and where (connecting, between two statements, in
+    # one), is a race: a few stops under a stream of reads hit every case.
+    async def stop_under_reads() -> int:
+        if not replica.running:
+            replica.start()
+        await until_state(routed, ReplicaState.OK)
+        async with reading(routed.read_sessions) as reads:
+            await eventually(lambda: reads.by_replica >= 20)
+            await stop_while_serving(replica)
+            await until_state(routed, ReplicaState.UNREACHABLE)
+            answered = reads.answered
+            await eventually(lambda: reads.answered >= answered + 20)
+        return reads.moved
+
+    moved = [await stop_under_reads() for _ in range(3)]
+    assert sum(moved) > 0
+
+
+async def test_reads_a_frozen_replica_holds_run_on_the_primary_after_the_read_timeout(
+    settings_for: SettingsFor,
+    notes_table: None,
+    replica: ReplicaServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_for(replica_read_timeout_ms=READ_TIMEOUT_MS)
+    async with routed_database(settings) as database:
+        async with reading(database.read_sessions) as reads:
+            await eventually(lambda: reads.by_replica >= 20)
+            with frozen(replica):
+                await until_state(database, ReplicaState.UNREACHABLE)
+                await asyncio.sleep(FREEZE_SECONDS)
+        assert reads.moved > 0
+        assert reads.slowest_seconds < READ_TIMEOUT_MS / 1000 + SLACK_SECONDS
+        await until_state(database, ReplicaState.OK)
+        assert await on_replica(database.read_sessions)
+    assert_unreachable_for_a_timeout(caplog)
+
+
+async def test_a_replica_that_accepts_no_connection_in_time_leaves_the_read_to_the_primary(
+    settings_for: SettingsFor,
+    notes_table: None,
+    replica: ReplicaServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = settings_for(replica_read_timeout_ms=READ_TIMEOUT_MS)
+    async with routed_database(settings) as database:
+        # No read has run yet: the first one connects, to a server that never answers.
+        with frozen(replica):
+            started = time.monotonic()
+            assert not await on_replica(database.read_sessions)
+            elapsed = time.monotonic() - started
+        assert elapsed < READ_TIMEOUT_MS / 1000 + SLACK_SECONDS
+        assert the_replica(database).state is ReplicaState.UNREACHABLE
+    assert_unreachable_for_a_timeout(caplog)
+
+
+def assert_unreachable_for_a_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    """The replica was found unreachable, and the log says it timed out."""
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if "unreachable (TimeoutError" in m]
+    assert not [m for m in messages if "CancelledError" in m]
 
 
 async def test_a_full_replica_pool_sends_the_next_read_to_the_primary(

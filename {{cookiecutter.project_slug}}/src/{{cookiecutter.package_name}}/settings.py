@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     replica_max_lag_ms: int = Field(default=1000, ge=0)
     # How often each process checks every replica's state and lag.
     replica_check_interval_ms: int = Field(default=250, gt=0)
+    # Milliseconds a statement of a read-only session may wait for a replica, connecting
+    # included, before it runs on the primary instead; the replica then serves no reads
+    # until a check finds it answering. Measured here: a frozen replica cannot enforce
+    # its own statement_timeout. A read that needs longer on a healthy replica also ends
+    # up on the primary: raise it for slow reports.
+    replica_read_timeout_ms: int = Field(default=5000, gt=0)
 
     # A fixed pool without overflow: overflow connections are closed on return, so
     # bursts would turn into reconnects (README, Speed). Read-only sessions have a

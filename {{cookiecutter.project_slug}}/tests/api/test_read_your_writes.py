@@ -1,6 +1,10 @@
-"""Read-your-writes over HTTP, with the app's reads on a real replica whose replay is paused."""
+"""Read-your-writes over HTTP, with the app's reads on a real replica whose replay is paused
+or which stops under the clients."""
 
-from collections.abc import AsyncIterator
+import asyncio
+import itertools
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -14,9 +18,11 @@ from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 from tests.harness.replicas import ReplicaServer
 from tests.replica_routing import (
     create_notes_table,
+    eventually,
     replicas_of,
     routed_database,
     routed_settings,
+    stop_while_serving,
     until_state,
 )
 
@@ -113,3 +119,56 @@ async def test_ready_reports_each_replica_without_failing_for_one(
         ready = await client.get("/health/ready")
         assert ready.status_code == 200
         assert ready.json()["replicas"][0]["state"] == "unreachable"
+
+
+async def test_no_client_sees_the_replica_stop_while_the_primary_is_up(
+    routed_app: FastAPI, replica: ReplicaServer
+) -> None:
+    database = routed_app.state.database
+    statuses: Counter[int] = Counter()
+    from_replica: Counter[bool] = Counter()
+    note_ids = itertools.count(1)
+
+    async def write_and_read_back(client: httpx.AsyncClient) -> None:
+        note = f"/notes/{next(note_ids)}"
+        statuses[(await client.put(note, params={"body": "mine"})).status_code] += 1
+        read = await client.get(note)
+        statuses[read.status_code] += 1
+        assert read.status_code != 200 or read.json()["body"] == "mine"
+
+    async def read_without_writing(client: httpx.AsyncClient) -> None:
+        # No position to wait for: the replica serves these.
+        read = await client.get("/notes/0")
+        statuses[read.status_code] += 1
+        from_replica[read.status_code == 200 and read.json()["from_replica"]] += 1
+
+    async def stop_under_traffic() -> None:
+        if not replica.running:
+            replica.start()
+        await until_state(database, ReplicaState.OK)
+        done = asyncio.Event()
+
+        async def client(request: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+            async with client_of(routed_app) as http:
+                while not done.is_set():
+                    await request(http)
+
+        traffic = asyncio.gather(
+            *(client(write_and_read_back) for _ in range(4)),
+            *(client(read_without_writing) for _ in range(4)),
+        )
+        try:
+            served = from_replica[True]
+            await eventually(lambda: from_replica[True] >= served + 20)
+            await stop_while_serving(replica)
+            await until_state(database, ReplicaState.UNREACHABLE)
+            answered = statuses.total()
+            await eventually(lambda: statuses.total() >= answered + 40)
+        finally:
+            done.set()
+            await traffic
+
+    # Which requests a stop catches is a race: two stops under steady traffic.
+    for _ in range(2):
+        await stop_under_traffic()
+    assert [status for status in statuses if status >= 500] == []

@@ -1,6 +1,6 @@
 """Read what PostgreSQL said about a failed statement, whichever driver raised it."""
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, InternalError, OperationalError
 
 SERIALIZATION_FAILURE = "40001"
 DEADLOCK_DETECTED = "40P01"
@@ -8,6 +8,8 @@ DEADLOCK_DETECTED = "40P01"
 # errors, but asyncpg's socket errors (connection refused, unknown host, no Unix
 # socket, connect timeout) arrive bare from the pool as it connects.
 CONNECTION_ERRORS = (OperationalError, InterfaceError, OSError)
+# Besides connection exceptions (class 08): the server shutting down, crashed, or starting.
+SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
 UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 
@@ -22,3 +24,22 @@ def sqlstate_and_constraint(error: DBAPIError) -> tuple[str | None, str | None]:
     if constraint is None:
         constraint = getattr(getattr(driver_error, "diag", None), "constraint_name", None)
     return sqlstate, constraint
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether `error` leaves its connection unusable, rather than failing one statement.
+
+    SQLAlchemy marks a connection it finds closed (`connection_invalidated`). Some
+    are lost before the driver knows: the server said goodbye between two statements
+    (asyncpg then loses its place in the protocol: an InternalError without a
+    SQLSTATE), or stopped answering (the driver's timeout: a bare TimeoutError).
+    """
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = sqlstate_and_constraint(error)[0]
+        if sqlstate is None:
+            return isinstance(error, InternalError)
+        return sqlstate.startswith("08") or sqlstate in SERVER_GOING_AWAY
+    # Socket errors, and TimeoutError, which is one.
+    return isinstance(error, OSError)

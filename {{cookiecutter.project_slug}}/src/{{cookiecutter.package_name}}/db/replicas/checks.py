@@ -37,9 +37,11 @@ REPLICA_STATE = text(
 
 def describe(error: BaseException) -> str:
     """The error's kind and the driver's first line: never SQL, parameters or passwords."""
-    source = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    # asyncpg's adapter keeps the asyncpg exception as the cause.
-    source = source.__cause__ or source
+    source = error
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        # asyncpg's adapter keeps the asyncpg exception as the cause. Only there: a
+        # timeout's cause is the cancellation it made, which would hide the timeout.
+        source = error.orig.__cause__ or error.orig
     lines = str(source).strip().splitlines()
     return f"{type(source).__name__}: {lines[0]}"[:200] if lines else type(source).__name__
 

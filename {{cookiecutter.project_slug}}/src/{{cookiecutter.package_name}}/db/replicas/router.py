@@ -9,9 +9,8 @@ replica's state, and of whether any replica is usable, is logged once.
 
 import asyncio
 import logging
+from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +21,7 @@ from {{ cookiecutter.package_name }}.db.replicas.checks import (
     ReplicaChecks,
     describe,
 )
+from {{ cookiecutter.package_name }}.db.replicas.failures import replica_url, watch_connections
 from {{ cookiecutter.package_name }}.db.replicas.read_after import ReadAfter, current_read_after
 from {{ cookiecutter.package_name }}.db.replicas.servers import MISCONFIGURED, Replica, ReplicaState
 from {{ cookiecutter.package_name }}.db.replicas.wal import CURRENT_POSITION, replayable
@@ -37,6 +37,20 @@ MISCONFIGURED_ADVICE = {
 }
 
 
+def read_timeouts(settings: Settings) -> dict[str, Any]:
+    """asyncpg's limits on each round trip to a replica, which by default waits a minute
+    to connect and forever for an answer: a replica that takes connections but never
+    answers (a frozen machine) must not hold a read.
+
+    Client-side: a frozen server cannot enforce its own statement_timeout. A session
+    bounds its whole statement too (sessions.py); these bound what it does not see,
+    such as the rows a stream fetches later. Connecting, which normally takes a few
+    milliseconds, gets at most the checks' own timeout.
+    """
+    timeout = settings.replica_read_timeout_ms / 1000
+    return {"timeout": min(timeout, CHECK_TIMEOUT_SECONDS), "command_timeout": timeout}
+
+
 class ReadReplicas:
     """The replicas of one process, their checks, and the choice of one for each read."""
 
@@ -47,9 +61,12 @@ class ReadReplicas:
         *,
         max_lag_ms: int,
         check_interval_ms: int,
+        read_timeout_ms: int,
     ) -> None:
         self.replicas = replicas
         self.primary_reads = primary_reads
+        # Seconds a read may wait for a replica before it runs on the primary (sessions.py).
+        self.read_timeout = read_timeout_ms / 1000
         self.checks = ReplicaChecks(
             replicas, primary_reads, max_lag_ms=max_lag_ms, interval_ms=check_interval_ms
         )
@@ -62,15 +79,18 @@ class ReadReplicas:
 
     @classmethod
     def from_settings(cls, settings: Settings, primary_reads: AsyncEngine) -> "ReadReplicas":
-        # A replica that takes connections but never answers (a frozen machine) must not
-        # hold a read for asyncpg's default minute: it goes to the primary instead.
-        connect = {"connect_args": {"timeout": CHECK_TIMEOUT_SECONDS}}
         replicas = [
             Replica(
                 name=url.render_as_string(hide_password=True),
-                engine=create_replica_engine_from_settings(settings, url, **connect),
+                engine=create_replica_engine_from_settings(
+                    settings, replica_url(url), connect_args=read_timeouts(settings)
+                ),
                 checks=create_replica_engine_from_settings(
-                    settings, url, pool_size=1, max_overflow=0, **connect
+                    settings,
+                    replica_url(url),
+                    pool_size=1,
+                    max_overflow=0,
+                    connect_args={"timeout": CHECK_TIMEOUT_SECONDS},
                 ),
                 capacity=settings.pool_size + settings.max_overflow,
             )
@@ -81,19 +101,19 @@ class ReadReplicas:
             primary_reads,
             max_lag_ms=settings.replica_max_lag_ms,
             check_interval_ms=settings.replica_check_interval_ms,
+            read_timeout_ms=settings.replica_read_timeout_ms,
         )
         for replica in replicas:
-            read_replicas._hear_of_disconnects(replica)
+            read_replicas._watch(replica)
         return read_replicas
 
-    def _hear_of_disconnects(self, replica: Replica) -> None:
-        # A read that loses its replica mid-statement fails; the next ones go elsewhere
-        # at once instead of waiting for the next check.
-        def on_error(context: ExceptionContext) -> None:
-            if context.is_disconnect:
-                self.refused(replica, context.original_exception)
+    def _watch(self, replica: Replica) -> None:
+        # A read that loses its replica runs again on the primary (sessions.py); the next
+        # reads go there at once instead of waiting for the next check.
+        def on_lost(error: BaseException) -> None:
+            self.refused(replica, error)
 
-        event.listen(replica.engine.sync_engine, "handle_error", on_error)
+        watch_connections(replica.engine, on_lost)
 
     def read_after(self) -> ReadAfter:
         return current_read_after(self.process_read_after)
@@ -137,7 +157,8 @@ class ReadReplicas:
         self.read_after().advance(replayable(int(position), block_size))
 
     def refused(self, replica: Replica, error: BaseException) -> None:
-        """A read could not connect to `replica`: unusable until a check finds it back."""
+        """A read could not connect to `replica`, or lost its connection: unusable until
+        a check finds it back."""
         replica.lag_ms = None
         self._set_state(replica, ReplicaState.UNREACHABLE, describe(error))
         self._log_routing()

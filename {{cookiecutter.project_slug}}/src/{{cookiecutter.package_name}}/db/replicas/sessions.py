@@ -2,19 +2,23 @@
 
 A unit of work's commit moves its caller's read position (read_after.py). A
 read-only session runs on the replica chosen when it is created, or on the
-primary; if that replica refuses the connection its first statement asks for,
-the session moves to the primary, so the read still succeeds.
+primary. If that replica refuses the connection the session asks for, loses it
+during a statement (failures.py), or has not answered within
+DB_REPLICA_READ_TIMEOUT_MS (deadline.py), the session moves to the primary with
+that statement and all that follow: a read has no effect, so running it again
+there is safe, and the caller gets its answer instead of the replica's failure.
 """
 
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
+from {{ cookiecutter.package_name }}.db.errors import connection_lost
+from {{ cookiecutter.package_name }}.db.replicas.deadline import Deadline
 from {{ cookiecutter.package_name }}.db.replicas.router import ReadReplicas
 from {{ cookiecutter.package_name }}.db.replicas.servers import Replica
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, ReadOnlySession
@@ -48,6 +52,9 @@ def make_tracked_session_factory(
 
 
 class RoutedReadOnlySession(ReadOnlySession):
+    # The time limit of the statement running on a replica, if one is.
+    _deadline: Deadline | None = None
+
     def get_bind(self, *args: Any, **kwargs: Any) -> Engine:
         server: AsyncEngine = self.info[SERVER]
         return server.sync_engine
@@ -58,17 +65,52 @@ class RoutedReadOnlySession(ReadOnlySession):
         # per read; connecting ahead, as the session is entered, cost 7% more CPU per read.
         try:
             return super()._connection_for_bind(engine, *args, **kwargs)
-        except (*CONNECTION_ERRORS, DBAPIError, PoolTimeoutError) as error:
-            replica: Replica | None = self.info[REPLICA]
-            if replica is None:
+        except InvalidRequestError:
+            # The session's own state (closed, misused): no server was asked.
+            raise
+        except Exception as error:
+            # Whatever else stops a replica's connection, the driver's own errors too:
+            # a server that goes away as the pool sets a new connection up raises them
+            # unwrapped.
+            if self.info[REPLICA] is None:
                 raise
-            replicas: ReadReplicas = self.info[REPLICAS]
-            self.info[SERVER], self.info[REPLICA] = replicas.primary_reads, None
             # A full pool is busy, not gone: no reason to stop using the replica.
-            if not isinstance(error, PoolTimeoutError):
-                replicas.refused(replica, error)
-            primary = replicas.primary_reads.sync_engine
-            return super()._connection_for_bind(primary, *args, **kwargs)
+            primary = self._move_to_primary(error, refused=not isinstance(error, PoolTimeoutError))
+            return super()._connection_for_bind(primary.sync_engine, *args, **kwargs)
+
+    def _execute_internal(self, *args: Any, **kwargs: Any) -> Any:
+        # Where every statement runs: execute(), scalar(), scalars(), get() (SQLAlchemy's
+        # own name since 2.0; the replica tests fail if that changes). An async session
+        # has all rows by the time it returns, so a failure leaves nothing half-read;
+        # stream() alone hands rows out as they come, and a failure after the first
+        # is the caller's.
+        replica: Replica | None = self.info[REPLICA]
+        # An ORM load's own queries run within the statement that loads.
+        if replica is None or self._deadline is not None:
+            return super()._execute_internal(*args, **kwargs)
+        replicas: ReadReplicas = self.info[REPLICAS]
+        try:
+            with Deadline(replicas.read_timeout) as self._deadline:
+                return super()._execute_internal(*args, **kwargs)
+        except Exception as error:
+            if self.info[REPLICA] is None or not connection_lost(error):
+                raise
+            self._move_to_primary(error, refused=True)
+        finally:
+            self._deadline = None
+        return super()._execute_internal(*args, **kwargs)
+
+    def _move_to_primary(self, error: BaseException, *, refused: bool) -> AsyncEngine:
+        """Run this statement and the rest of the session on the primary."""
+        replicas: ReadReplicas = self.info[REPLICAS]
+        replica: Replica = self.info[REPLICA]
+        self.info[SERVER], self.info[REPLICA] = replicas.primary_reads, None
+        if self._deadline is not None:
+            # The replica's time limit is not the primary's.
+            self._deadline.lift()
+        if refused:
+            replicas.refused(replica, error)
+        return replicas.primary_reads
 
 
 class RoutedReadSessions(async_sessionmaker[AsyncSession]):

@@ -54,7 +54,8 @@ def watch_connections(engine: AsyncEngine, on_lost: Callable[[BaseException], No
         if not isinstance(error, Exception):
             return
         if context.is_disconnect or connection_lost(context.sqlalchemy_exception or error):
-            context.is_disconnect = True
+            # Settable here, as handle_error documents; SQLAlchemy 2.1.0's stubs forbid it.
+            context.is_disconnect = True  # type: ignore[misc, unused-ignore]
             on_lost(error)
 
     event.listen(engine.sync_engine, "handle_error", on_error)

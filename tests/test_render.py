@@ -77,7 +77,8 @@ def assert_pyproject(project: Path, values: dict[str, Any]) -> None:
         requirement.split(">")[0].split("[")[0] for requirement in metadata["dependencies"]
     }
     runtime = {"sqlalchemy", "asyncpg", "psycopg", "alembic", "pydantic-settings"}
-    web = {"fastapi", "uvicorn"}
+    runtime |= {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http", "prometheus-client"}
+    web = {"fastapi", "uvicorn", "opentelemetry-instrumentation-fastapi"}
     assert dependencies == (runtime | web if values["use_fastapi"] else runtime)
 
     dev = {requirement.split(">")[0] for requirement in pyproject["dependency-groups"]["dev"]}

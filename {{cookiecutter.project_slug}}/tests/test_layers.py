@@ -17,11 +17,12 @@ SOURCE = ROOT / "src" / PACKAGE
 MAY_IMPORT = {
     "localpg": set(),
     "logs": set(),
+    "observability": set(),
     "settings": {"logs"},
-    "db": {"settings", "logs"},
+    "db": {"settings", "logs", "observability"},
     "repositories": {"db"},
     "features": {"api", "db", "repositories"},
-    "api": {"db", "features", "logs", "repositories", "settings"},
+    "api": {"db", "features", "logs", "observability", "repositories", "settings"},
 }
 
 

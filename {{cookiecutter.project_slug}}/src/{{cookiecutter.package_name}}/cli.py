@@ -11,6 +11,9 @@ import logging
 import os
 {%- endif %}
 import signal
+{%- if cookiecutter.use_fastapi %}
+import tempfile
+{%- endif %}
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,6 +30,14 @@ from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.logs import configure_logging
+{%- if cookiecutter.use_fastapi %}
+from {{ cookiecutter.package_name }}.observability.metrics import MULTIPROCESS_DIR, scrape_registry
+{%- endif %}
+from {{ cookiecutter.package_name }}.observability.tracing import (
+    TracingSettingError,
+    configure_tracing,
+    shutdown_tracing,
+)
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
@@ -123,19 +134,45 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
 
     from {{ cookiecutter.package_name }}.api import create_app
 
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port)
+    with shared_metrics(workers):
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            serve_metrics(settings.metrics_port, host)
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port)
+            return
+        # Each worker process builds its own app, engines and pools from the environment.
+        assert settings.database_url is not None
+        os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
+        uvicorn.run(
+            "{{ cookiecutter.package_name }}.api:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+        )
+
+
+@contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """Under several workers, a folder where each writes its metrics for any to serve
+    (observability/metrics.py), made here unless PROMETHEUS_MULTIPROC_DIR names one."""
+    if workers == 1 or os.environ.get(MULTIPROCESS_DIR):
+        yield
         return
-    # Each worker process builds its own app, engines and pools from the environment.
-    assert settings.database_url is not None
-    os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
-    uvicorn.run(
-        "{{ cookiecutter.package_name }}.api:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-    )
+    with tempfile.TemporaryDirectory(prefix="{{ cookiecutter.package_name }}-metrics-") as folder:
+        os.environ[MULTIPROCESS_DIR] = folder
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
+
+
+def serve_metrics(port: int, host: str) -> None:
+    """/metrics on a port of its own, from this process, for every worker."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=host, registry=scrape_registry())
+    logger.info("metrics at http://%s:%d/metrics", host, port)
 {%- endif %}
 
 
@@ -195,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.INFO)
     settings = get_settings()
     try:
+        configure_tracing()
         with stop_on_signals():
             return run(arguments, settings)
     except StopRequested as stop:
@@ -214,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             error.pid,
         )
         return 1
-    except (PostgresNotFound, ClusterError, MigrationTimeout) as error:
+    except (PostgresNotFound, ClusterError, MigrationTimeout, TracingSettingError) as error:
         logger.error("%s", error)
         return 1
     except OperationalError as error:
@@ -226,3 +264,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             type(error.orig).__name__,
         )
         return 1
+    finally:
+        # The spans still queued (a migration's) go out before the process ends.
+        shutdown_tracing()

@@ -13,21 +13,31 @@ import logging
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
+
+from opentelemetry import trace
 
 LogFormat = Literal["text", "json"]
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 NO_REQUEST = "-"
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s%(trace)s] %(message)s"
 # uvicorn gives these loggers handlers and formats of their own when it starts.
 SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the id of the request it was logged for."""
+    """Stamps each record with the id of the request it was logged for, and with the
+    trace and span it was logged in when tracing is on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = current_request_id.get() or NO_REQUEST
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            trace_id, span_id = format(span.trace_id, "032x"), format(span.span_id, "016x")
+            record.trace_id, record.span_id = trace_id, span_id
+            record.trace = f" trace_id={trace_id} span_id={span_id}"
+        else:
+            record.trace = ""
         return True
 
 
@@ -48,13 +58,18 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per record; a traceback is a field, so it stays on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": _timestamp(record),
             "level": record.levelname,
             "logger": record.name,
             "request_id": getattr(record, "request_id", NO_REQUEST),
             "message": record.getMessage(),
         }
+        for key in ("trace_id", "span_id"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        # Values a log call passes as extra={"fields": {...}}, for programs to read.
+        entry |= getattr(record, "fields", {})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:

@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     migration_lock_timeout_ms: int = Field(default=5000, gt=0)
     migration_statement_timeout_ms: int = Field(default=60000, gt=0)
     migration_lock_attempts: int = Field(default=3, ge=1)
+    # A statement slower than this many milliseconds is logged once (0: never).
+    slow_query_ms: int = Field(default=500, ge=0)
+    # Prometheus metrics at /metrics (observability/metrics.py); METRICS_PORT serves
+    # them on a port of their own instead, kept off the API's.
+    metrics_enabled: Annotated[
+        bool, Field(validation_alias=AliasChoices("METRICS_ENABLED", "metrics_enabled"))
+    ] = True
+    metrics_port: Annotated[
+        int | None,
+        Field(validation_alias=AliasChoices("METRICS_PORT", "metrics_port"), ge=1, le=65535),
+    ] = None
     # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
     log_format: Annotated[
         LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))

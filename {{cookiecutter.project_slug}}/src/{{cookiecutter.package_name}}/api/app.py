@@ -9,17 +9,23 @@ from sqlalchemy import text
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from {{ cookiecutter.package_name }}.api import health, read_after
+from {{ cookiecutter.package_name }}.api import health, http_metrics, read_after
 from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.api.http_metrics import HttpMetricsMiddleware
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
+from {{ cookiecutter.package_name }}.observability import metrics, tracing
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 STARTUP_CHECK_SECONDS = 2.0
+MIGRATED = "SELECT to_regclass('alembic_version') IS NOT NULL"
+REVISION = "SELECT string_agg(version_num, ',') FROM alembic_version"
+# Probes and scrapes every few seconds would bury the requests in traces.
+UNTRACED_URLS = "/health/live,/health/ready,/metrics"
 DESCRIPTION = (
     "Every 4xx and 5xx answer has the body `ErrorResponse`, with a `code` for programs, "
     "including those of no operation: 404 for a path no route serves and 405 for a method "
@@ -34,11 +40,14 @@ def read_position_lifetime(settings: Settings) -> int:
     return math.ceil((settings.replica_max_lag_ms + settings.replica_check_interval_ms) / 1000) + 1
 
 
-async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
-    """Start anyway when the database is down: say so once instead of crash-looping."""
+async def check_database_at_startup(engine: AsyncEngine, settings: Settings) -> None:
+    """Publish the database's revision; start anyway when it is down, saying so once
+    instead of crash-looping."""
     try:
         async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+            migrated = await connection.scalar(text(MIGRATED))
+            revision = await connection.scalar(text(REVISION)) if migrated else None
+        metrics.migration_revision.labels(revision or "none").set(1)
     except (*CONNECTION_ERRORS, PoolTimeoutError) as error:
         logger.warning(
             "the database at %s is unreachable (%s); serving anyway, "
@@ -54,12 +63,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging_at_startup(app.state.settings.log_format)
     database = Database.from_settings(app.state.settings)
     app.state.database = database
-    await warn_if_unreachable(database.engine, app.state.settings)
+    await check_database_at_startup(database.engine, app.state.settings)
     await database.start()
+    metrics.forget_dead_workers()
     try:
         yield
     finally:
         await database.dispose()
+        tracing.shutdown_tracing()
+
+
+def trace_requests(app: FastAPI) -> None:
+    """A server span per request, parent of its statements' spans, when tracing is on."""
+    provider = tracing.provider() or tracing.configure_tracing()
+    if provider is None:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app,
+        tracer_provider=provider,
+        excluded_urls=UNTRACED_URLS,
+        # Without a span for each ASGI message a request is one span, its SQL below it.
+        exclude_spans=["receive", "send"],
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,6 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if replicas:
         lifetime = read_position_lifetime(settings)
         app.add_middleware(read_after.ReadAfterMiddleware, cookie_max_age_seconds=lifetime)
+    if settings.metrics_enabled:
+        # Outermost: it sees the status of every answer, a 500 made on the way out too.
+        app.add_middleware(HttpMetricsMiddleware)
+        if settings.metrics_port is None:
+            app.include_router(http_metrics.router)
+    trace_requests(app)
     app.include_router(health.router)
     for feature in feature_modules("api"):
         feature.install(app)

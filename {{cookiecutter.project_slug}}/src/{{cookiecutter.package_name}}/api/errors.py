@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
@@ -25,6 +26,7 @@ from starlette.routing import Match
 
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.logs import current_request_id
+from {{ cookiecutter.package_name }}.observability import metrics, tracing
 from {{ cookiecutter.package_name }}.repositories.errors import (
     AlreadyExists,
     MissingReference,
@@ -73,6 +75,11 @@ def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: object
 ) -> JSONResponse:
     body = {"error": {"code": code, "message": message, **extra}}
+    metrics.http_errors.labels(str(status), code).inc()
+    if (span := trace.get_current_span()).is_recording():
+        span.set_attribute("error.type", code)
+        if status >= 500:
+            tracing.failed(span, code)
     return JSONResponse(encodable(jsonable_encoder(body)), status_code=status, headers=headers)
 
 

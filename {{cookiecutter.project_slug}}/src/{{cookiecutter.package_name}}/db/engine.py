@@ -6,7 +6,12 @@ from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from {{ cookiecutter.package_name }}.db.pools import MeteredPool
+from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument, server_label
 from {{ cookiecutter.package_name }}.settings import Settings
+
+# The pool label of every engine whose role is not named: the primary's units of work.
+PRIMARY = "primary"
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -58,11 +63,30 @@ def _unnamed_statement() -> str:
     return ""
 
 
+def observe(engine: Engine, settings: Settings, pool: str, server: str) -> None:
+    """Meter `engine`'s pool (metrics.py) and span and time its statements (statements.py)."""
+    if settings.metrics_enabled and isinstance(engine.pool, MeteredPool):
+        engine.pool.meter(pool, server)
+    slow = settings.slow_query_ms / 1000 if settings.slow_query_ms else None
+    instrument(engine, StatementSource(pool, server, engine.url, slow))
+
+
 def create_async_engine_from_settings(
-    settings: Settings, *, url: URL | None = None, **overrides: Any
+    settings: Settings,
+    *,
+    url: URL | None = None,
+    pool: str = PRIMARY,
+    server: str = PRIMARY,
+    observed: bool = True,
+    **overrides: Any,
 ) -> AsyncEngine:
-    """An engine on DATABASE_URL, or on `url` (a replica) with the same settings."""
+    """An engine on DATABASE_URL, or on `url` (a replica) with the same settings.
+
+    `pool` and `server` label its metrics and spans; an engine not `observed` has
+    neither (the replica checks', which would be noise several times a second).
+    """
     parts = [
+        {"poolclass": MeteredPool},
         _pool_options(settings),
         _timeout_options(settings, "asyncpg"),
         _pgbouncer_options(settings),
@@ -78,6 +102,8 @@ def create_async_engine_from_settings(
         options["connect_args"] = connect_args
     engine = create_async_engine(url or settings.url("asyncpg"), **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
+    if observed:
+        observe(engine.sync_engine, settings, pool, server)
     return engine
 
 
@@ -90,6 +116,7 @@ def create_read_engine_from_settings(
     checkout and back at return (README, Speed). The pool has the same settings
     and connects only when reads need it.
     """
+    overrides = {"pool": "read", **overrides}
     return create_async_engine_from_settings(
         settings, url=url, isolation_level="AUTOCOMMIT", **overrides
     )
@@ -104,6 +131,7 @@ def create_replica_engine_from_settings(
     settings: Settings, url: URL, **overrides: Any
 ) -> AsyncEngine:
     """Read-only sessions on a replica: autocommit, or in transactions behind its PgBouncer."""
+    overrides = {"pool": "replica", "server": server_label(url), **overrides}
     if settings.pgbouncer:
         return create_async_engine_from_settings(settings, url=url, **overrides)
     return create_read_engine_from_settings(settings, url=url, **overrides)
@@ -112,4 +140,6 @@ def create_replica_engine_from_settings(
 def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> Engine:
     """For scripts, migrations and tools that are not async."""
     options = _pool_options(settings) | _timeout_options(settings, "psycopg") | overrides
-    return create_engine(settings.url("psycopg"), **options)
+    engine = create_engine(settings.url("psycopg"), **options)
+    observe(engine, settings, "sync", PRIMARY)
+    return engine

@@ -13,6 +13,7 @@ from pathlib import Path
 from time import sleep
 from typing import TYPE_CHECKING
 
+from opentelemetry import trace
 from sqlalchemy import URL, Connection, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -26,6 +27,8 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
     lock_timeout_error,
     statement_timeout_error,
 )
+from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
+from {{ cookiecutter.package_name }}.observability.tracing import span
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -138,8 +141,12 @@ def upgrade_database(
     """
     limits = limits or MigrationLimits.from_settings()
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    instrument(engine, StatementSource("migrate", "primary", url, slow_seconds=None))
     try:
-        with engine.connect() as connection:
+        with (
+            span("migrate", **{"db.namespace": url.database or ""}),
+            engine.connect() as connection,
+        ):
             # Held through the attempts and the pauses between them, so that other
             # instances wait here rather than on the table. Should the connection
             # break, the server releases the lock with it.
@@ -164,6 +171,8 @@ def upgrade_with_retries(connection: Connection, revision: str, limits: Migratio
             if attempt == limits.lock_attempts:
                 raise lock_timeout_error(error, limits) from error
             pause = limits.backoff_seconds(attempt)
+            if (current := trace.get_current_span()).is_recording():
+                current.add_event("lock timeout", {"revision": failed_revision(error) or ""})
             logger.warning(
                 "revision %s waited more than %g s for a lock (while running: %s); "
                 "retrying in %g s (attempt %d of %d)",

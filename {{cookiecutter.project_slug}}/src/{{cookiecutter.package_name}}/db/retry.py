@@ -22,6 +22,8 @@ from {{ cookiecutter.package_name }}.db.errors import (
     sqlstate_and_constraint,
 )
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
+from {{ cookiecutter.package_name }}.observability import metrics
+from {{ cookiecutter.package_name }}.observability.tracing import span
 
 {% if cookiecutter.python_version == "3.11" -%}
 T = TypeVar("T")
@@ -44,13 +46,22 @@ async def run_in_transaction{% if cookiecutter.python_version != "3.11" %}[T]{% 
     attempts: int = DEFAULT_ATTEMPTS,
 ) -> T:
     """`await work(session)` in a unit of work, retried from the start on 40001 and 40P01."""
-    for attempt in range(1, attempts + 1):
-        try:
-            async with transaction(sessions) as session:
-                return await work(session)
-        except DBAPIError as error:
-            if attempt == attempts or not is_retryable(error):
-                raise
-        # Exponential backoff with jitter, so the transactions that collided drift apart.
-        await asyncio.sleep(FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+    with span("run_in_transaction") as current:
+        for attempt in range(1, attempts + 1):
+            try:
+                async with transaction(sessions) as session:
+                    return await work(session)
+            except DBAPIError as error:
+                if attempt == attempts or not is_retryable(error):
+                    raise
+                sqlstate = sqlstate_and_constraint(error)[0] or ""
+            metrics.transaction_retries.labels(sqlstate).inc()
+            if current is not None:
+                current.add_event(
+                    "retry", {"attempt": attempt + 1, "db.response.status_code": sqlstate}
+                )
+            # Exponential backoff with jitter, so the transactions that collided drift apart.
+            await asyncio.sleep(
+                FIRST_BACKOFF_SECONDS * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            )
     raise AssertionError("attempts must be at least 1")

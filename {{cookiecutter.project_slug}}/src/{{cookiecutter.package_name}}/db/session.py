@@ -16,6 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session
 
+from {{ cookiecutter.package_name }}.observability.tracing import span
+
 AsyncSessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -71,10 +73,11 @@ def make_read_session_factory(engine: AsyncEngine) -> AsyncSessionFactory:
 @asynccontextmanager
 async def transaction(sessions: AsyncSessionFactory) -> AsyncIterator[AsyncSession]:
     """A unit of work: commits when the block succeeds, rolls back on any exception."""
-    async with sessions() as session:
-        try:
-            yield session
-            await session.commit()
-        except BaseException:
-            await session.rollback()
-            raise
+    with span("unit of work"):
+        async with sessions() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
 from {{ cookiecutter.package_name }}.db.replicas.servers import Replica, ReplicaState
 from {{ cookiecutter.package_name }}.db.replicas.wal import CURRENT_POSITION, replayable
+from {{ cookiecutter.package_name }}.observability.tracing import untraced
 
 # A check that gets no answer in this time finds the server unreachable.
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -98,9 +99,12 @@ class ReplicaChecks:
         """The primary's position (None if it did not answer), and what each replica due a
         check was found to be."""
         now = time.monotonic()
-        position = await self._primary_position(now)
-        due = [replica for replica in self.replicas if replica.next_check <= now]
-        findings = await asyncio.gather(*(self._check(replica, now) for replica in due))
+        # Several times a second on every process: in traces, noise. Their findings are
+        # logged when a state changes, and are metrics (db_replica_state, ..._lag_...).
+        with untraced():
+            position = await self._primary_position(now)
+            due = [replica for replica in self.replicas if replica.next_check <= now]
+            findings = await asyncio.gather(*(self._check(replica, now) for replica in due))
         return position, findings
 
     async def _primary_position(self, now: float) -> int | None:

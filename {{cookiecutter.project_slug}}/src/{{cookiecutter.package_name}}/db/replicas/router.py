@@ -9,6 +9,8 @@ replica's state, and of whether any replica is usable, is logged once.
 
 import asyncio
 import logging
+import math
+from enum import IntEnum
 from typing import Any
 
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -25,6 +27,8 @@ from {{ cookiecutter.package_name }}.db.replicas.failures import replica_url, wa
 from {{ cookiecutter.package_name }}.db.replicas.read_after import ReadAfter, current_read_after
 from {{ cookiecutter.package_name }}.db.replicas.servers import MISCONFIGURED, Replica, ReplicaState
 from {{ cookiecutter.package_name }}.db.replicas.wal import CURRENT_POSITION, replayable
+from {{ cookiecutter.package_name }}.db.statements import server_label
+from {{ cookiecutter.package_name }}.observability import metrics
 from {{ cookiecutter.package_name }}.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +53,35 @@ def read_timeouts(settings: Settings) -> dict[str, Any]:
     """
     timeout = settings.replica_read_timeout_ms / 1000
     return {"timeout": min(timeout, CHECK_TIMEOUT_SECONDS), "command_timeout": timeout}
+
+
+PRIMARY_SERVER = "primary"
+
+
+class FallbackReason(IntEnum):
+    """Why a read ran on the primary, most hopeful first (the metric's `reason` label)."""
+
+    # Chosen on the primary: a replica had not replayed the caller's own writes yet,
+    NOT_CAUGHT_UP = 1
+    # every usable replica's pool was full,
+    REPLICAS_BUSY = 2
+    # or none was usable (lagging, unreachable, starting).
+    NO_USABLE_REPLICA = 3
+    # Moved during the read: the replica refused a connection or lost it,
+    CONNECTION_LOST = 4
+    # did not answer within DB_REPLICA_READ_TIMEOUT_MS,
+    TIMEOUT = 5
+    # or its pool had no connection free.
+    POOL_FULL = 6
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+def publish_state(replica: Replica) -> None:
+    for state in ReplicaState:
+        metrics.replica_state.labels(replica.server, state.value).set(state is replica.state)
 
 
 class ReadReplicas:
@@ -82,6 +115,7 @@ class ReadReplicas:
         replicas = [
             Replica(
                 name=url.render_as_string(hide_password=True),
+                server=server_label(url),
                 engine=create_replica_engine_from_settings(
                     settings, replica_url(url), connect_args=read_timeouts(settings)
                 ),
@@ -91,6 +125,7 @@ class ReadReplicas:
                     pool_size=1,
                     max_overflow=0,
                     connect_args={"timeout": CHECK_TIMEOUT_SECONDS},
+                    observed=False,
                 ),
                 capacity=settings.pool_size + settings.max_overflow,
             )
@@ -105,6 +140,7 @@ class ReadReplicas:
         )
         for replica in replicas:
             read_replicas._watch(replica)
+            publish_state(replica)
         return read_replicas
 
     def _watch(self, replica: Replica) -> None:
@@ -128,13 +164,25 @@ class ReadReplicas:
         count = len(self.replicas)
         first, self._next = self._next, (self._next + 1) % count
         chosen, chosen_in_use = None, 0
+        # Why no replica was chosen, the most hopeful reason found.
+        reason = FallbackReason.NO_USABLE_REPLICA
         for offset in range(count):
             replica = self.replicas[(first + offset) % count]
-            if replica.state is not ReplicaState.OK or replica.replayed < needed:
+            if replica.state is not ReplicaState.OK:
+                continue
+            if replica.replayed < needed:
+                reason = min(reason, FallbackReason.NOT_CAUGHT_UP)
                 continue
             in_use = replica.in_use
-            if in_use < replica.capacity and (chosen is None or in_use < chosen_in_use):
+            if in_use >= replica.capacity:
+                reason = min(reason, FallbackReason.REPLICAS_BUSY)
+            elif chosen is None or in_use < chosen_in_use:
                 chosen, chosen_in_use = replica, in_use
+        if chosen is None:
+            metrics.read_fallbacks.labels(reason.label).inc()
+            metrics.reads.labels(PRIMARY_SERVER).inc()
+        else:
+            metrics.reads.labels(chosen.server).inc()
         return chosen
 
     def remember_commit(self) -> None:
@@ -156,10 +204,15 @@ class ReadReplicas:
             return
         self.read_after().advance(replayable(int(position), block_size))
 
+    def moved_to_primary(self, replica: Replica, reason: "FallbackReason") -> None:
+        """A read that started on `replica` ran on the primary instead (sessions.py)."""
+        metrics.read_fallbacks.labels(reason.label).inc()
+
     def refused(self, replica: Replica, error: BaseException) -> None:
         """A read could not connect to `replica`, or lost its connection: unusable until
         a check finds it back."""
         replica.lag_ms = None
+        metrics.replica_lag.labels(replica.server).set(math.nan)
         self._set_state(replica, ReplicaState.UNREACHABLE, describe(error))
         self._log_routing()
 
@@ -182,6 +235,8 @@ class ReadReplicas:
             # Past any commit whose own position could not be read: replicas may serve again.
             self.process_read_after.position = position
         for finding in findings:
+            lag = finding.replica.lag_ms
+            metrics.replica_lag.labels(finding.replica.server).set(math.nan if lag is None else lag)
             self._set_state(finding.replica, finding.state, finding.detail)
         self._log_routing()
 
@@ -189,6 +244,7 @@ class ReadReplicas:
         if replica.state is state or replica.state in MISCONFIGURED:
             return
         previous, replica.state = replica.state, state
+        publish_state(replica)
         if state in MISCONFIGURED:
             logger.error(
                 "replica %s is not a replica of the primary (%s; %s): it serves no reads "

@@ -25,7 +25,9 @@ MISCONFIGURED = frozenset({ReplicaState.PROMOTED, ReplicaState.OTHER_CLUSTER})
 
 @dataclass(eq=False)
 class Replica:
+    # The URL, password masked, for log lines; `server` (host:port/database) for metrics.
     name: str
+    server: str
     engine: AsyncEngine
     checks: AsyncEngine
     # Connections its pool may hand out; a read that would wait for one goes elsewhere.

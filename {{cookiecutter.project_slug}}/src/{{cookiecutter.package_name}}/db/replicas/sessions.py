@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from {{ cookiecutter.package_name }}.db.errors import connection_lost
 from {{ cookiecutter.package_name }}.db.replicas.deadline import Deadline
-from {{ cookiecutter.package_name }}.db.replicas.router import ReadReplicas
+from {{ cookiecutter.package_name }}.db.replicas.router import FallbackReason, ReadReplicas
 from {{ cookiecutter.package_name }}.db.replicas.servers import Replica
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, ReadOnlySession
 
@@ -105,6 +105,13 @@ class RoutedReadOnlySession(ReadOnlySession):
         replicas: ReadReplicas = self.info[REPLICAS]
         replica: Replica = self.info[REPLICA]
         self.info[SERVER], self.info[REPLICA] = replicas.primary_reads, None
+        if isinstance(error, PoolTimeoutError):
+            reason = FallbackReason.POOL_FULL
+        elif isinstance(error, TimeoutError) or (self._deadline and self._deadline.expired):
+            reason = FallbackReason.TIMEOUT
+        else:
+            reason = FallbackReason.CONNECTION_LOST
+        replicas.moved_to_primary(replica, reason)
         if self._deadline is not None:
             # The replica's time limit is not the primary's.
             self._deadline.lift()

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -232,8 +233,11 @@ def create_user(base: str, email: str) -> None:
 def test_default_service_runs_on_its_embedded_database(workspace: Path, workers: int) -> None:
     project = render_into(workspace)
     bin_dir = install(project)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    if workers > 1:
+        # Metrics on a port of their own, for every worker: METRICS_PORT.
+        environment["METRICS_PORT"] = str(metrics_port)
     command = ["serve", "--port", str(port), "--workers", str(workers)]
     service = subprocess.Popen(
         [str(bin_dir / "inventory_service"), *command],
@@ -263,6 +267,7 @@ def test_default_service_runs_on_its_embedded_database(workspace: Path, workers:
                         create_user(base, f"user-{stopped}-{attempt}@example.com")
                 finally:
                     os.kill(stopped, signal.SIGCONT)
+        assert_requests_counted(base, metrics_port if workers > 1 else None, workers)
         server_pid = int((project / ".postgres" / "data" / "postmaster.pid").read_text().split()[0])
     finally:
         # What docker stop, systemd and Kubernetes send.
@@ -274,6 +279,28 @@ def test_default_service_runs_on_its_embedded_database(workspace: Path, workers:
     assert (data / "PG_VERSION").is_file()
     assert not (data / "postmaster.pid").exists(), "the embedded server was left running"
     assert not Path(f"/proc/{server_pid}").exists(), "the embedded server was left running"
+
+
+def assert_requests_counted(base: str, metrics_port: int | None, workers: int) -> None:
+    """The users created, as a scrape counts them: on the API's port, or on METRICS_PORT
+    for all workers together, which each served some."""
+    if metrics_port is None:
+        scraped = f"{base}/metrics"
+    else:
+        scraped = f"http://127.0.0.1:{metrics_port}/metrics"
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(f"{base}/metrics")
+    with urllib.request.urlopen(scraped) as response:
+        text = response.read().decode()
+    # The text format: one sample a line, `name{labels} value`.
+    counted = re.findall(
+        r'^http_server_requests_total\{method="POST",route="/users",status="201"\} (\S+)$',
+        text,
+        re.MULTILINE,
+    )
+    created = sum(float(value) for value in counted)
+    # One user, then three by each worker while the others were stopped.
+    assert created == 1 + (3 * workers if workers > 1 else 0)
 
 
 def read_until_workers_started(service: "subprocess.Popen[str]", count: int) -> str:

@@ -17,8 +17,8 @@ def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[
     run = run_benchmark("benchmarks.data_layer", "--scale", "0.012", "--repeat", "1")
     rows = run.rows
     scenarios = {row.scenario for row in rows}
-    # insert, gets, requests, list, replicas, and one scenario per level of concurrency.
-    assert len(scenarios) == 5 + len(run.document["settings"]["concurrency"])
+    # insert, gets, requests, telemetry, list, replicas, and one per level of concurrency.
+    assert len(scenarios) == 6 + len(run.document["settings"]["concurrency"])
     for row in rows:
         assert isinstance(row.figures["seconds"], float)
         assert row.figures["seconds"] > 0
@@ -33,6 +33,15 @@ def test_data_layer_benchmark_runs_every_scenario(capsys: pytest.CaptureFixture[
         "routed, replay paused: primary",
     ]
     assert all(isinstance(figures["cpu_of_primary"], float) for figures in routed.values())
+    telemetry = {row.variant: row.figures for row in rows if row.scenario.endswith("telemetry")}
+    assert list(telemetry) == [
+        "off",
+        "configured, idle",
+        "metrics on",
+        "metrics on, tracing 100% (in memory)",
+    ]
+    assert telemetry["off"]["cpu_of_off"] == 1.0
+    assert all(isinstance(figures["cpu_of_off"], float) for figures in telemetry.values())
     # A line on stderr as each scenario starts and ends, the seeding of the reads too.
     started, finished = progress_lines(run.stderr)
     assert started == finished

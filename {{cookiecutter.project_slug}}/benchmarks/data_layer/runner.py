@@ -25,6 +25,7 @@ from benchmarks.data_layer.concurrency import concurrency
 from benchmarks.data_layer.context import Bench, Sizes
 from benchmarks.data_layer.replicas import routed_reads
 from benchmarks.data_layer.sequential import bulk_insert, gets, listing, per_request
+from benchmarks.data_layer.telemetry import telemetry_cost
 from benchmarks.reporting import (
     Column,
     Figure,
@@ -36,7 +37,7 @@ from benchmarks.reporting import (
     progress,
 )
 
-SCENARIOS = ("insert", "gets", "requests", "list", "replicas", "concurrency")
+SCENARIOS = ("insert", "gets", "requests", "telemetry", "list", "replicas", "concurrency")
 
 
 async def run(cluster: Cluster, sizes: Sizes, scenarios: Sequence[str] = SCENARIOS) -> list[Row]:
@@ -49,7 +50,12 @@ async def run(cluster: Cluster, sizes: Sizes, scenarios: Sequence[str] = SCENARI
                 await bulk_insert(bench)
         with progress("seed the reads"):
             keys = await bench.seed()
-        readers = {"gets": gets, "requests": per_request, "list": listing}
+        readers = {
+            "gets": gets,
+            "requests": per_request,
+            "telemetry": telemetry_cost,
+            "list": listing,
+        }
         for name, scenario in readers.items():
             if name in scenarios:
                 with progress(name):
@@ -73,6 +79,7 @@ SHOWN: dict[str, Callable[[Any], str]] = {
     "p50_seconds": format_seconds,
     "p99_seconds": format_seconds,
     "cpu_of_primary": "{:.2f}x".format,
+    "cpu_of_off": "{:.3f}x".format,
     "slowest_seconds": format_seconds,
 }
 

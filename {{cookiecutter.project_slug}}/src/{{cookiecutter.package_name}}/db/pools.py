@@ -1,8 +1,9 @@
 """Pools that report how full they are: size, in use, overflow, callers waiting, the wait
 for a connection and the waits that ran out (metrics.py).
 
-Each pool reports the change since its last report, so that the pools of one role
-(several engines in tests, several processes under `--workers`) add up.
+Each pool reports changes (a checkout: one more in use), never its own totals, so
+that the pools of one role (several engines in tests, several processes under
+`--workers`) add up.
 """
 
 import time
@@ -42,14 +43,14 @@ class MeteredPool(AsyncAdaptedQueuePool):
     # Its log lines stay SQLAlchemy's pool's, at the level SQLAlchemy sets (WARNING).
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
     meters: PoolMeters | None = None
-    _reported_size = 0
-    _reported_checked_out = 0
     _reported_overflow = 0
     _disposed = False
 
     def meter(self, pool: str, server: str) -> None:
+        """Report to the metrics of `pool` (its role) and `server` from now on."""
         self.meters = PoolMeters(pool, server)
-        self._report()
+        self.meters.size.inc(self.size())
+        self.meters.checked_out.inc(self.checkedout())
 
     def recreate(self) -> "MeteredPool":
         # engine.dispose() replaces the pool with a new one of the same settings.
@@ -63,7 +64,10 @@ class MeteredPool(AsyncAdaptedQueuePool):
         if self.meters is None:
             return super().connect()
         meters = self.meters
-        meters.waiting.inc()
+        # Only a caller who finds no idle connection may wait: the others skip the gauge.
+        may_wait = self.checkedin() == 0
+        if may_wait:
+            meters.waiting.inc()
         started = time.perf_counter()
         try:
             connection = super().connect()
@@ -71,29 +75,30 @@ class MeteredPool(AsyncAdaptedQueuePool):
             meters.timeouts.inc()
             raise
         finally:
-            meters.waiting.dec()
+            if may_wait:
+                meters.waiting.dec()
             meters.wait.observe(time.perf_counter() - started)
-        self._report()
+        meters.checked_out.inc()
+        if self._max_overflow > 0:
+            self._report_overflow()
         return connection
 
     def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
         super()._do_return_conn(record)
-        self._report()
+        if self.meters is not None:
+            self.meters.checked_out.dec()
+            if self._max_overflow > 0:
+                self._report_overflow()
 
     def dispose(self) -> None:
         super().dispose()
-        if self.meters is not None:
+        if self.meters is not None and not self._disposed:
             # Its connections are closed; the pool that replaces it reports its own size.
-            self.meters.size.dec(self._reported_size)
-            self._reported_size, self._disposed = 0, True
+            self.meters.size.dec(self.size())
+            self._disposed = True
 
-    def _report(self) -> None:
-        if self.meters is None:
-            return
-        checked_out, overflow = self.checkedout(), max(0, self.overflow())
-        if self._reported_size == 0 and not self._disposed:
-            self._reported_size = self.size()
-            self.meters.size.inc(self._reported_size)
-        self.meters.checked_out.inc(checked_out - self._reported_checked_out)
+    def _report_overflow(self) -> None:
+        assert self.meters is not None
+        overflow = max(0, self.overflow())
         self.meters.overflow.inc(overflow - self._reported_overflow)
-        self._reported_checked_out, self._reported_overflow = checked_out, overflow
+        self._reported_overflow = overflow

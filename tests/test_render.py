@@ -212,6 +212,13 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     assert app["environment"]["DATABASE_REPLICA_URLS"].endswith(f"@db-replica:{database_path}")
     assert app["depends_on"]["db"]["condition"] == "service_healthy"
     assert ("ports" in app) == values["use_fastapi"]
+    # The service's traces go to the Jaeger beside it, over OTLP/HTTP, shown on 16686.
+    jaeger = compose["services"]["jaeger"]
+    receiver = "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318"
+    assert jaeger["command"] == ["--set", receiver]
+    assert app["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert app["environment"]["OTEL_SERVICE_NAME"] == values["package_name"]
+    assert jaeger["ports"] == ["16686:16686"]
     assert ".env" in (project / ".dockerignore").read_text().splitlines()
 
 

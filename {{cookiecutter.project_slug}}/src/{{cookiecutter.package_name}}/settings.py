@@ -4,6 +4,7 @@ Database URLs are secrets: they are only ever shown with their passwords masked.
 """
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
@@ -17,6 +18,11 @@ POSTGRES_SCHEMES = frozenset(
     {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
 )
 URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# libpq's default root certificate, used when verify-ca or verify-full names none.
+DEFAULT_ROOT_CERT = Path("~/.postgresql/root.crt")
+# sslrootcert=system: the system's certificate authorities (libpq 16's spelling).
+SYSTEM_ROOTS = "system"
 # What make_url raises for text that is not a URL, and for a port that is not a number.
 NOT_A_URL = (ArgumentError, ValueError)
 
@@ -39,7 +45,29 @@ def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
             f"{setting} has an @ that is not the one before the host: percent-encode an @ "
             "in the user name or password as %40"
         )
+    check_tls(url, setting)
     return url
+
+
+def check_tls(url: URL, setting: str) -> None:
+    """libpq's TLS parameters, as every PostgreSQL client spells them: a known mode, and
+    files that exist, so that a typo fails at start-up rather than at the first connection."""
+    query = url.query
+    mode = query.get("sslmode", "prefer")
+    if mode not in SSL_MODES:
+        raise ValueError(f"{setting}: sslmode={mode} is not one of {', '.join(SSL_MODES)}")
+    for parameter in ("sslrootcert", "sslcert", "sslkey"):
+        path = query.get(parameter)
+        if isinstance(path, str) and path != SYSTEM_ROOTS and not Path(path).is_file():
+            raise ValueError(f"{setting}: {parameter} {path} is not a readable file")
+    if ("sslcert" in query) != ("sslkey" in query):
+        raise ValueError(f"{setting}: sslcert and sslkey go together (a certificate and its key)")
+    verifies = mode in ("verify-ca", "verify-full")
+    if verifies and "sslrootcert" not in query and not DEFAULT_ROOT_CERT.expanduser().is_file():
+        raise ValueError(
+            f"{setting}: sslmode={mode} needs sslrootcert=<the CA's certificate file> "
+            f"(or sslrootcert=system for the system's CAs); {DEFAULT_ROOT_CERT} does not exist"
+        )
 
 
 def parse_replica_urls(raw: str) -> list[URL]:

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from {{ cookiecutter.package_name }}.db.pools import MeteredPool
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument, server_label
+from {{ cookiecutter.package_name }}.db.tls import asyncpg_tls
 from {{ cookiecutter.package_name }}.settings import Settings
 
 # The pool label of every engine whose role is not named: the primary's units of work.
@@ -85,8 +86,9 @@ def create_async_engine_from_settings(
     `pool` and `server` label its metrics and spans; an engine not `observed` has
     neither (the replica checks', which would be noise several times a second).
     """
+    url, tls = asyncpg_tls(url or settings.url("asyncpg"))
     parts = [
-        {"poolclass": MeteredPool},
+        {"poolclass": MeteredPool, "connect_args": tls},
         _pool_options(settings),
         _timeout_options(settings, "asyncpg"),
         _pgbouncer_options(settings),
@@ -100,7 +102,7 @@ def create_async_engine_from_settings(
         connect_args |= part.get("connect_args", {})
     if connect_args:
         options["connect_args"] = connect_args
-    engine = create_async_engine(url or settings.url("asyncpg"), **options)
+    engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
     if observed:
         observe(engine.sync_engine, settings, pool, server)

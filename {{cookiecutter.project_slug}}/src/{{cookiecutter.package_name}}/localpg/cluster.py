@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.localpg.processes import (
 )
 
 SUPERUSER = "postgres"
+DEFAULT_PORT = 5432
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_DIR_LENGTH = 90
 
@@ -227,19 +228,33 @@ class Cluster:
         except FileNotFoundError:
             return "(no server log)"
 
+    @property
+    def port(self) -> int:
+        """The server's port, which also names its unix socket (a `port` setting moves it)."""
+        return int(self.settings.get("port", DEFAULT_PORT))
+
     def url(self, database: str, driver: str = "asyncpg") -> URL:
+        moved = {} if self.port == DEFAULT_PORT else {"port": str(self.port)}
         return URL.create(
             f"postgresql+{driver}",
             username=SUPERUSER,
             database=database,
-            query={"host": str(self.socket_dir)},
+            query={"host": str(self.socket_dir), **moved},
+        )
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        """A superuser connection to the `postgres` database, over the unix socket."""
+        return psycopg.connect(
+            host=str(self.socket_dir),
+            port=self.port,
+            user=SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
         )
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
         """Create `name` unless it exists."""
-        with psycopg.connect(
-            host=str(self.socket_dir), user=SUPERUSER, dbname="postgres", autocommit=True
-        ) as connection:
+        with self.connect() as connection:
             if connection.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
             ).fetchone():

@@ -39,9 +39,7 @@ def reserve_slot(primary: Cluster, slot: str) -> None:
     throwaway cluster (1 MB segments, a small min_wal_size) may recycle the segments
     the copy needs before then when another process's work forces checkpoints.
     """
-    with psycopg.connect(
-        host=str(primary.socket_dir), user=SUPERUSER, dbname="postgres", autocommit=True
-    ) as connection:
+    with primary.connect() as connection:
         connection.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
 
 
@@ -56,6 +54,7 @@ def base_backup(primary: Cluster, datadir: Path, slot: str) -> None:
         "--checkpoint=fast",
         f"--slot={slot}",
         f"--host={primary.socket_dir}",
+        f"--port={primary.port}",
         f"--username={SUPERUSER}",
         # A throwaway copy, like the primary: nothing to sync to disk.
         "--no-sync",
@@ -76,9 +75,7 @@ def base_backup(primary: Cluster, datadir: Path, slot: str) -> None:
 def drop_slot(primary: Cluster, slot: str, timeout: float = 30.0) -> None:
     """Drop `slot` on `primary`; a stopped standby's walsender lets go of it shortly after."""
     deadline = time.monotonic() + timeout
-    with psycopg.connect(
-        host=str(primary.socket_dir), user=SUPERUSER, dbname="postgres", autocommit=True
-    ) as connection:
+    with primary.connect() as connection:
         while True:
             held = connection.execute(
                 "SELECT active FROM pg_replication_slots WHERE slot_name = %s", (slot,)

@@ -26,7 +26,7 @@ from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgra
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
-from {{ cookiecutter.package_name }}.logs import configure_logging
+from {{ cookiecutter.package_name }}.logs import configure_logging{% if cookiecutter.use_fastapi %}, server_log_config{% endif %}
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
@@ -123,8 +123,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
 
     from {{ cookiecutter.package_name }}.api import create_app
 
+    # uvicorn's lines in the service's format, from the first (logs.py).
+    log_config = server_log_config(settings.log_format)
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port)
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)
         return
     # Each worker process builds its own app, engines and pools from the environment.
     assert settings.database_url is not None
@@ -135,6 +137,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         host=host,
         port=port,
         workers=workers,
+        log_config=log_config,
     )
 {%- endif %}
 

@@ -50,7 +50,8 @@ async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # uvicorn configured its own loggers as it started: they now write in the service's format.
+    # A bare uvicorn gave its loggers formats of their own: from here on they write in
+    # the service's (`serve` has uvicorn start with it, logs.py).
     configure_logging_at_startup(app.state.settings.log_format)
     database = Database.from_settings(app.state.settings)
     app.state.database = database

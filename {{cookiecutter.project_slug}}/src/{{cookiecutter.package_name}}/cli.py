@@ -26,8 +26,13 @@ from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgra
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
-from {{ cookiecutter.package_name }}.logs import configure_logging{% if cookiecutter.use_fastapi %}, server_log_config{% endif %}
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.logs import LogFormat, configure_logging{% if cookiecutter.use_fastapi %}, server_log_config{% endif %}
+from {{ cookiecutter.package_name }}.settings import (
+    InvalidSettings,
+    Settings,
+    get_settings,
+    log_format_despite_errors,
+)
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
 EMBEDDED_DIR = Path(".postgres")
@@ -191,12 +196,22 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    configure_logging(get_settings().log_format)
+def configure_command_logging(log_format: LogFormat) -> None:
+    configure_logging(log_format)
     for name in INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
-    settings = get_settings()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    try:
+        settings = get_settings()
+    except InvalidSettings as invalid:
+        configure_command_logging(log_format_despite_errors())
+        for problem in invalid.problems:
+            logger.error("%s", problem)
+        return 1
+    configure_command_logging(settings.log_format)
     try:
         with stop_on_signals():
             return run(arguments, settings)

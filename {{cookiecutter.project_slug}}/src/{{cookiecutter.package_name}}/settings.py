@@ -1,12 +1,21 @@
 """Configuration from the environment (and an optional .env file).
 
 Database URLs are secrets: they are only ever shown with their passwords masked.
+Settings that fail validation are reported by the environment variable to fix, one
+line each, not by field name in pydantic's multi-line report (InvalidSettings).
 """
 
 from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -17,6 +26,8 @@ POSTGRES_SCHEMES = frozenset(
     {"postgres", "postgresql", "postgresql+asyncpg", "postgresql+psycopg", "postgresql+psycopg2"}
 )
 URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
+# A setting without an alias of its own is read from DB_<NAME>.
+ENV_PREFIX = "DB_"
 # What make_url raises for text that is not a URL, and for a port that is not a number.
 NOT_A_URL = (ArgumentError, ValueError)
 
@@ -52,11 +63,21 @@ def parse_replica_urls(raw: str) -> list[URL]:
     ]
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """The log format alone: read again when the other settings are invalid, so that
+    what is wrong with them is reported in the format asked for."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
+    log_format: Annotated[
+        LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+    ] = "text"
+
+
+class Settings(LogSettings):
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_prefix="DB_",
-        extra="ignore",
+        env_prefix=ENV_PREFIX,
         validate_by_name=True,
         # Validation errors must not echo a URL that carries a password.
         hide_input_in_errors=True,
@@ -116,10 +137,6 @@ class Settings(BaseSettings):
     migration_lock_timeout_ms: int = Field(default=5000, gt=0)
     migration_statement_timeout_ms: int = Field(default=60000, gt=0)
     migration_lock_attempts: int = Field(default=3, ge=1)
-    # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
-    log_format: Annotated[
-        LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
-    ] = "text"
 
     @model_validator(mode="after")
     def _timeout_needs_startup_parameters(self) -> "Settings":
@@ -180,6 +197,57 @@ class Settings(BaseSettings):
         return self.url().render_as_string(hide_password=True)
 
 
+class InvalidSettings(ValueError):
+    """Settings that failed validation: one line per environment variable to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    @classmethod
+    def from_error(cls, error: ValidationError) -> "InvalidSettings":
+        by_variable: dict[str, list[str]] = {}
+        own_messages: list[str] = []
+        for detail in error.errors():
+            if detail["type"] == "value_error":
+                # Our validators' messages name their variables already.
+                own_messages.append(str(detail["ctx"]["error"]))
+                continue
+            variable = environment_variable(str(detail["loc"][0]))
+            message = detail["msg"]
+            by_variable.setdefault(variable, []).append(message[:1].lower() + message[1:])
+        problems = [
+            f"{variable} is not valid: {'; '.join(messages)}"
+            for variable, messages in by_variable.items()
+        ]
+        return cls(problems + own_messages)
+
+
+def environment_variable(field_or_alias: str) -> str:
+    """The environment variable that sets a field of Settings, which pydantic names by
+    its alias when it has one, else by its name."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            if field_or_alias == name or field_or_alias in alias.choices:
+                return str(alias.choices[0])
+        elif field_or_alias == name:
+            return f"{ENV_PREFIX}{name}".upper()
+    return field_or_alias
+
+
+def log_format_despite_errors() -> LogFormat:
+    """LOG_FORMAT, or "text" when it is invalid too: the format to report invalid settings in."""
+    try:
+        return LogSettings().log_format
+    except ValidationError:
+        return "text"
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; InvalidSettings names what to fix."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise InvalidSettings.from_error(error) from None

@@ -63,6 +63,23 @@ def test_bad_url_is_rejected_without_echoing_it(url: str, message: str) -> None:
     assert PASSWORD not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"postgres://app:{PASSWORD}@db:6432/app", "postgres://app:***@db:6432/app"),
+        (f"postgresql://app:p%40{PASSWORD}@db/app", "postgresql://app:***@db/app"),
+        (
+            f"postgresql://app@db/app?sslmode=require&password={PASSWORD}",
+            "postgresql://app@db/app?sslmode=require&password=***",
+        ),
+        ("postgresql+asyncpg://app@/app?host=/run/pg",) * 2,
+    ],
+    ids=["in-user-part", "percent-encoded", "in-query", "none"],
+)
+def test_the_url_is_shown_as_written_but_the_password(url: str, shown: str) -> None:
+    assert settings_for(url).safe_url == shown
+
+
 def test_each_bad_setting_is_named_by_its_environment_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -6,6 +6,9 @@ when the command is stopped with Ctrl-C or SIGTERM.
 """
 
 import argparse
+{%- if cookiecutter.use_fastapi %}
+import asyncio
+{%- endif %}
 import logging
 {%- if cookiecutter.use_fastapi %}
 import os
@@ -23,6 +26,7 @@ from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
@@ -123,6 +127,28 @@ def positive_int(value: str) -> int:
     return number
 
 
+def check_before_serving(settings: Settings) -> None:
+    """Stop `serve` before it starts when DATABASE_URL's server refuses the connection:
+    no wait fixes a wrong user, password or database. While the server is only out of
+    reach, serve anyway: the app warns once, and answers 503 on /health/ready until the
+    server is back (api/app.py)."""
+    from {{ cookiecutter.package_name }}.api.app import STARTUP_CHECK_SECONDS
+    from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+
+    async def check() -> None:
+        engine = create_async_engine_from_settings(settings)
+        try:
+            await check_connection(engine, STARTUP_CHECK_SECONDS)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(check())
+    except CannotConnect as failure:
+        if failure.refused_by_server:
+            raise
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
@@ -182,6 +208,10 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
     if arguments.command == "revision" and not arguments.autogenerate:
         # A blank revision needs no database.
         return revision(arguments.message, None)
+{%- if cookiecutter.use_fastapi %}
+    if arguments.command == "serve" and settings.database_url is not None:
+        check_before_serving(settings)
+{%- endif %}
     with configured_database(settings) as database_settings:
         # The embedded database is always brought to the latest revision; a server
         # of your own only by `migrate`.
@@ -200,6 +230,13 @@ def configure_command_logging(log_format: LogFormat) -> None:
     configure_logging(log_format)
     for name in INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
+
+
+def named(settings: Settings) -> str:
+    """The database a command uses, for messages; DATABASE_URL's password masked."""
+    if settings.database_url is None:
+        return "the private PostgreSQL"
+    return f"the database at {settings.safe_url} (DATABASE_URL)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,12 +272,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PostgresNotFound, ClusterError, MigrationTimeout) as error:
         logger.error("%s", error)
         return 1
+    except CannotConnect as failure:
+        logger.error("cannot connect to %s: %s", named(settings), failure)
+        return 1
     except OperationalError as error:
-        # The exception type only: the driver's message can repeat connection details.
+        # Past connecting (db/migrations.py reports that): the server went away, or
+        # refused a statement.
+        password = settings.url().password if settings.database_url is not None else None
         logger.error(
-            "cannot reach the database at %s (%s): check that it is running "
-            "and that DATABASE_URL is right",
-            settings.safe_url,
-            type(error.orig).__name__,
+            "`%s` failed on %s: %s",
+            arguments.command,
+            named(settings),
+            one_line(error.orig, password),
         )
         return 1

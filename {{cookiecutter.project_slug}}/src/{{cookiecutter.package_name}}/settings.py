@@ -5,6 +5,7 @@ Settings that fail validation are reported by the environment variable to fix, o
 line each, not by field name in pydantic's multi-line report (InvalidSettings).
 """
 
+import re
 from functools import lru_cache
 from typing import Annotated
 
@@ -30,6 +31,16 @@ URL_EXAMPLE = "postgresql://user:password@host:5432/dbname"
 ENV_PREFIX = "DB_"
 # What make_url raises for text that is not a URL, and for a port that is not a number.
 NOT_A_URL = (ArgumentError, ValueError)
+# Where make_url finds a password: between the user name's colon and the next @ (its
+# own pattern), or in a libpq-style `password` query parameter.
+PASSWORD_BEFORE_HOST = re.compile(r"^(?P<kept>[\w+]+://[^:/]*:)[^@]*@")
+PASSWORD_IN_QUERY = re.compile(r"(?P<kept>[?&]password=)[^&]*")
+
+
+def mask_password(raw: str) -> str:
+    """`raw` as written, with its password shown as ***."""
+    masked = PASSWORD_BEFORE_HOST.sub(r"\g<kept>***@", raw, count=1)
+    return PASSWORD_IN_QUERY.sub(r"\g<kept>***", masked)
 
 
 def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
@@ -191,10 +202,10 @@ class Settings(LogSettings):
 
     @property
     def safe_url(self) -> str:
-        """The URL for logs and messages, password masked."""
+        """The URL for logs and messages: as DATABASE_URL has it, password masked."""
         if self.database_url is None:
             return "<embedded local PostgreSQL>"
-        return self.url().render_as_string(hide_password=True)
+        return mask_password(self.database_url.get_secret_value())
 
 
 class InvalidSettings(ValueError):

@@ -1,19 +1,16 @@
-import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.api import health, read_after
 from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
-from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
+from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, check_connection
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
@@ -34,17 +31,21 @@ def read_position_lifetime(settings: Settings) -> int:
     return math.ceil((settings.replica_max_lag_ms + settings.replica_check_interval_ms) / 1000) + 1
 
 
-async def warn_if_unreachable(engine: AsyncEngine, settings: Settings) -> None:
-    """Start anyway when the database is down: say so once instead of crash-looping."""
+async def check_database_at_start_up(engine: AsyncEngine, settings: Settings) -> None:
+    """Start anyway when the database is down: say so once instead of crash-looping.
+    Not when its server refuses the connection: no wait fixes a wrong user, password
+    or database, and every request would fail."""
     try:
-        async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except (*CONNECTION_ERRORS, PoolTimeoutError) as error:
+        await check_connection(engine, STARTUP_CHECK_SECONDS)
+    except CannotConnect as failure:
+        if failure.refused_by_server:
+            logger.error("cannot connect to the database at %s: %s", settings.safe_url, failure)
+            raise
         logger.warning(
             "the database at %s is unreachable (%s); serving anyway, "
             "/health/ready answers 503 until it is back",
             settings.safe_url,
-            type(error).__name__,
+            failure,
         )
 
 
@@ -55,9 +56,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging_at_startup(app.state.settings.log_format)
     database = Database.from_settings(app.state.settings)
     app.state.database = database
-    await warn_if_unreachable(database.engine, app.state.settings)
-    await database.start()
     try:
+        await check_database_at_start_up(database.engine, app.state.settings)
+        await database.start()
         yield
     finally:
         await database.dispose()

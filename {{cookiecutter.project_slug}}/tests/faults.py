@@ -1,4 +1,6 @@
-"""What the tests of database faults share: an address nobody answers, pools of one connection."""
+"""What the tests of database faults share: addresses nobody answers, pools of one connection."""
+
+import socket
 
 from pydantic import SecretStr
 from sqlalchemy import URL
@@ -10,6 +12,14 @@ SECRET = "s3cret-Pa55"
 UNREACHABLE_URL = f"postgresql://app:{SECRET}@127.0.0.1:1/app"
 # Short, so that the tests of a full pool wait as little as they can.
 POOL_TIMEOUT = 0.1
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the system just handed it out)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def one_connection_settings(url: str | URL) -> Settings:

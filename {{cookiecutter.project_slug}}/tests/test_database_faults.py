@@ -82,8 +82,9 @@ def test_migrate_names_an_unreachable_database_without_its_password(
             assert cli.main(["migrate"]) == 1
     finally:
         get_settings.cache_clear()
-    assert "cannot reach the database at postgresql+asyncpg://app:***@127.0.0.1:1/app" in (
-        caplog.text
-    )
+    assert (
+        "cannot connect to the database at postgresql://app:***@127.0.0.1:1/app (DATABASE_URL): "
+        "connection refused on 127.0.0.1:1"
+    ) in caplog.text
     assert "DATABASE_URL" in caplog.text
     assert SECRET not in caplog.text

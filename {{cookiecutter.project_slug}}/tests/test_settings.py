@@ -8,7 +8,7 @@ from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     create_sync_engine_from_settings,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import InvalidSettings, Settings, get_settings
 
 PASSWORD = "s3cret-Pa55"
 
@@ -60,6 +60,44 @@ def test_bad_url_is_rejected_without_echoing_it(url: str, message: str) -> None:
     with pytest.raises(ValidationError) as raised:
         settings_for(url)
     assert message in str(raised.value)
+    assert PASSWORD not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (f"postgres://app:{PASSWORD}@db:6432/app", "postgres://app:***@db:6432/app"),
+        (f"postgresql://app:p%40{PASSWORD}@db/app", "postgresql://app:***@db/app"),
+        (
+            f"postgresql://app@db/app?sslmode=require&password={PASSWORD}",
+            "postgresql://app@db/app?sslmode=require&password=***",
+        ),
+        ("postgresql+asyncpg://app@/app?host=/run/pg",) * 2,
+    ],
+    ids=["in-user-part", "percent-encoded", "in-query", "none"],
+)
+def test_the_url_is_shown_as_written_but_the_password(url: str, shown: str) -> None:
+    assert settings_for(url).safe_url == shown
+
+
+def test_each_bad_setting_is_named_by_its_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"mysql://app:{PASSWORD}@db.internal/app")
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    monkeypatch.setenv("DB_POOL_RECYCLE", "-5")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(InvalidSettings) as raised:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert raised.value.problems == [
+        "LOG_FORMAT is not valid: input should be 'text' or 'json'",
+        "DB_POOL_RECYCLE is not valid: input should be greater than or equal to -1",
+        "DATABASE_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/"
+        "dbname, not a 'mysql' URL",
+    ]
     assert PASSWORD not in str(raised.value)
 
 

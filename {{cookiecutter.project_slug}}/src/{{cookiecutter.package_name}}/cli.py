@@ -6,6 +6,9 @@ when the command is stopped with Ctrl-C or SIGTERM.
 """
 
 import argparse
+{%- if cookiecutter.use_fastapi %}
+import asyncio
+{%- endif %}
 import logging
 {%- if cookiecutter.use_fastapi %}
 import os
@@ -26,10 +29,11 @@ from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
-from {{ cookiecutter.package_name }}.logs import configure_logging
+from {{ cookiecutter.package_name }}.logs import LogFormat, configure_logging{% if cookiecutter.use_fastapi %}, server_log_config{% endif %}
 {%- if cookiecutter.use_fastapi %}
 from {{ cookiecutter.package_name }}.observability.metrics import MULTIPROCESS_DIR, scrape_registry
 {%- endif %}
@@ -38,7 +42,12 @@ from {{ cookiecutter.package_name }}.observability.tracing import (
     configure_tracing,
     shutdown_tracing,
 )
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import (
+    InvalidSettings,
+    Settings,
+    get_settings,
+    log_format_despite_errors,
+)
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
 EMBEDDED_DIR = Path(".postgres")
@@ -129,16 +138,40 @@ def positive_int(value: str) -> int:
     return number
 
 
+def check_before_serving(settings: Settings) -> None:
+    """Stop `serve` before it starts when DATABASE_URL's server refuses the connection:
+    no wait fixes a wrong user, password or database. While the server is only out of
+    reach, serve anyway: the app warns once, and answers 503 on /health/ready until the
+    server is back (api/app.py)."""
+    from {{ cookiecutter.package_name }}.api.app import STARTUP_CHECK_SECONDS
+    from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
+
+    async def check() -> None:
+        engine = create_async_engine_from_settings(settings)
+        try:
+            await check_connection(engine, STARTUP_CHECK_SECONDS)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(check())
+    except CannotConnect as failure:
+        if failure.refused_by_server:
+            raise
+
+
 def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from {{ cookiecutter.package_name }}.api import create_app
 
+    # uvicorn's lines in the service's format, from the first (logs.py).
+    log_config = server_log_config(settings.log_format)
     with shared_metrics(workers):
         if settings.metrics_enabled and settings.metrics_port is not None:
             serve_metrics(settings.metrics_port, host)
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port)
+            uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)
             return
         # Each worker process builds its own app, engines and pools from the environment.
         assert settings.database_url is not None
@@ -149,6 +182,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             host=host,
             port=port,
             workers=workers,
+            log_config=log_config,
         )
 
 
@@ -211,6 +245,10 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
     if arguments.command == "revision" and not arguments.autogenerate:
         # A blank revision needs no database.
         return revision(arguments.message, None)
+{%- if cookiecutter.use_fastapi %}
+    if arguments.command == "serve" and settings.database_url is not None:
+        check_before_serving(settings)
+{%- endif %}
     with configured_database(settings) as database_settings:
         # The embedded database is always brought to the latest revision; a server
         # of your own only by `migrate`.
@@ -225,12 +263,29 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = parse_arguments(argv)
-    configure_logging(get_settings().log_format)
+def configure_command_logging(log_format: LogFormat) -> None:
+    configure_logging(log_format)
     for name in INFO_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO)
-    settings = get_settings()
+
+
+def named(settings: Settings) -> str:
+    """The database a command uses, for messages; DATABASE_URL's password masked."""
+    if settings.database_url is None:
+        return "the private PostgreSQL"
+    return f"the database at {settings.safe_url} (DATABASE_URL)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    try:
+        settings = get_settings()
+    except InvalidSettings as invalid:
+        configure_command_logging(log_format_despite_errors())
+        for problem in invalid.problems:
+            logger.error("%s", problem)
+        return 1
+    configure_command_logging(settings.log_format)
     try:
         configure_tracing()
         with stop_on_signals():
@@ -255,13 +310,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PostgresNotFound, ClusterError, MigrationTimeout, TracingSettingError) as error:
         logger.error("%s", error)
         return 1
+    except CannotConnect as failure:
+        logger.error("cannot connect to %s: %s", named(settings), failure)
+        return 1
     except OperationalError as error:
-        # The exception type only: the driver's message can repeat connection details.
+        # Past connecting (db/migrations.py reports that): the server went away, or
+        # refused a statement.
+        password = settings.url().password if settings.database_url is not None else None
         logger.error(
-            "cannot reach the database at %s (%s): check that it is running "
-            "and that DATABASE_URL is right",
-            settings.safe_url,
-            type(error.orig).__name__,
+            "`%s` failed on %s: %s",
+            arguments.command,
+            named(settings),
+            one_line(error.orig, password),
         )
         return 1
     finally:

@@ -4,8 +4,10 @@
 object per line for log shippers. The request id is whatever the code handling a
 request put in `current_request_id`{% if cookiecutter.use_fastapi %} (api/middleware.py does, for every HTTP request){% endif %};
 lines logged outside a request carry "-". The CLI configures logging{% if cookiecutter.use_fastapi %}, and so does
-the app at start-up where nothing has (a worker process); uvicorn's own lines then
-take the same format, from the app's start-up on{% endif %}.
+the app at start-up where nothing has (a worker process). `serve` hands uvicorn
+server_log_config(), so that uvicorn's own lines take the same format from its first,
+in every process; under a bare `uvicorn --factory`, they take it from the app's
+start-up on{% endif %}.
 """
 
 import json
@@ -120,6 +122,30 @@ def send_server_logs_through_root() -> None:
         server_logger = logging.getLogger(name)
         server_logger.handlers.clear()
         server_logger.propagate = True
+
+
+{%- if cookiecutter.use_fastapi %}
+
+
+def server_log_config(log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's `log_config`: its loggers write through the service's handler, in
+    `log_format`. uvicorn applies it as it starts, in each worker process of
+    `serve --workers` too, before its first line there."""
+    handler = {"()": log_handler, "log_format": log_format}
+    through_service = {"handlers": ["service"], "level": "INFO", "propagate": False}
+    return {
+        "version": 1,
+        # Loggers configured before (the project's own) keep their handlers and levels.
+        "disable_existing_loggers": False,
+        "handlers": {"service": handler},
+        "loggers": {
+            "uvicorn": through_service,
+            # Through "uvicorn", as in uvicorn's own config.
+            "uvicorn.error": {"handlers": [], "level": "INFO", "propagate": True},
+            "uvicorn.access": through_service,
+        },
+    }
+{%- endif %}
 
 
 def configure_logging_at_startup(log_format: LogFormat) -> None:

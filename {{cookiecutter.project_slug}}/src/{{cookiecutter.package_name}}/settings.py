@@ -1,13 +1,23 @@
 """Configuration from the environment (and an optional .env file).
 
 Database URLs are secrets: they are only ever shown with their passwords masked.
+Settings that fail validation are reported by the environment variable to fix, one
+line each, not by field name in pydantic's multi-line report (InvalidSettings).
 """
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -23,8 +33,20 @@ SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"
 DEFAULT_ROOT_CERT = Path("~/.postgresql/root.crt")
 # sslrootcert=system: the system's certificate authorities (libpq 16's spelling).
 SYSTEM_ROOTS = "system"
+# A setting without an alias of its own is read from DB_<NAME>.
+ENV_PREFIX = "DB_"
 # What make_url raises for text that is not a URL, and for a port that is not a number.
 NOT_A_URL = (ArgumentError, ValueError)
+# Where make_url finds a password: between the user name's colon and the next @ (its
+# own pattern), or in a libpq-style `password` query parameter.
+PASSWORD_BEFORE_HOST = re.compile(r"^(?P<kept>[\w+]+://[^:/]*:)[^@]*@")
+PASSWORD_IN_QUERY = re.compile(r"(?P<kept>[?&]password=)[^&]*")
+
+
+def mask_password(raw: str) -> str:
+    """`raw` as written, with its password shown as ***."""
+    masked = PASSWORD_BEFORE_HOST.sub(r"\g<kept>***@", raw, count=1)
+    return PASSWORD_IN_QUERY.sub(r"\g<kept>***", masked)
 
 
 def parse_database_url(raw: str, setting: str = "DATABASE_URL") -> URL:
@@ -80,11 +102,21 @@ def parse_replica_urls(raw: str) -> list[URL]:
     ]
 
 
-class Settings(BaseSettings):
+class LogSettings(BaseSettings):
+    """The log format alone: read again when the other settings are invalid, so that
+    what is wrong with them is reported in the format asked for."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
+    log_format: Annotated[
+        LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
+    ] = "text"
+
+
+class Settings(LogSettings):
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_prefix="DB_",
-        extra="ignore",
+        env_prefix=ENV_PREFIX,
         validate_by_name=True,
         # Validation errors must not echo a URL that carries a password.
         hide_input_in_errors=True,
@@ -155,10 +187,6 @@ class Settings(BaseSettings):
         int | None,
         Field(validation_alias=AliasChoices("METRICS_PORT", "metrics_port"), ge=1, le=65535),
     ] = None
-    # LOG_FORMAT=json: one JSON object per log line, for log shippers (see logs.py).
-    log_format: Annotated[
-        LogFormat, Field(validation_alias=AliasChoices("LOG_FORMAT", "log_format"))
-    ] = "text"
 
     @model_validator(mode="after")
     def _timeout_needs_startup_parameters(self) -> "Settings":
@@ -213,12 +241,63 @@ class Settings(BaseSettings):
 
     @property
     def safe_url(self) -> str:
-        """The URL for logs and messages, password masked."""
+        """The URL for logs and messages: as DATABASE_URL has it, password masked."""
         if self.database_url is None:
             return "<embedded local PostgreSQL>"
-        return self.url().render_as_string(hide_password=True)
+        return mask_password(self.database_url.get_secret_value())
+
+
+class InvalidSettings(ValueError):
+    """Settings that failed validation: one line per environment variable to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    @classmethod
+    def from_error(cls, error: ValidationError) -> "InvalidSettings":
+        by_variable: dict[str, list[str]] = {}
+        own_messages: list[str] = []
+        for detail in error.errors():
+            if detail["type"] == "value_error":
+                # Our validators' messages name their variables already.
+                own_messages.append(str(detail["ctx"]["error"]))
+                continue
+            variable = environment_variable(str(detail["loc"][0]))
+            message = detail["msg"]
+            by_variable.setdefault(variable, []).append(message[:1].lower() + message[1:])
+        problems = [
+            f"{variable} is not valid: {'; '.join(messages)}"
+            for variable, messages in by_variable.items()
+        ]
+        return cls(problems + own_messages)
+
+
+def environment_variable(field_or_alias: str) -> str:
+    """The environment variable that sets a field of Settings, which pydantic names by
+    its alias when it has one, else by its name."""
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            if field_or_alias == name or field_or_alias in alias.choices:
+                return str(alias.choices[0])
+        elif field_or_alias == name:
+            return f"{ENV_PREFIX}{name}".upper()
+    return field_or_alias
+
+
+def log_format_despite_errors() -> LogFormat:
+    """LOG_FORMAT, or "text" when it is invalid too: the format to report invalid settings in."""
+    try:
+        return LogSettings().log_format
+    except ValidationError:
+        return "text"
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; InvalidSettings names what to fix."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise InvalidSettings.from_error(error) from None

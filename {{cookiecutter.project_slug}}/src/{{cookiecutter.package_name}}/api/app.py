@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -14,7 +15,7 @@ from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.api.http_metrics import HttpMetricsMiddleware
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
-from {{ cookiecutter.package_name }}.db.errors import CONNECTION_ERRORS
+from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, check_connection
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.observability import metrics, tracing
@@ -40,33 +41,49 @@ def read_position_lifetime(settings: Settings) -> int:
     return math.ceil((settings.replica_max_lag_ms + settings.replica_check_interval_ms) / 1000) + 1
 
 
-async def check_database_at_startup(engine: AsyncEngine, settings: Settings) -> None:
-    """Publish the database's revision; start anyway when it is down, saying so once
-    instead of crash-looping."""
+async def check_database_at_start_up(engine: AsyncEngine, settings: Settings) -> None:
+    """Start anyway when the database is down: say so once instead of crash-looping.
+    Not when its server refuses the connection: no wait fixes a wrong user, password
+    or database, and every request would fail."""
     try:
-        async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
-            migrated = await connection.scalar(text(MIGRATED))
-            revision = await connection.scalar(text(REVISION)) if migrated else None
-        metrics.migration_revision.labels(revision or "none").set(1)
-    except (*CONNECTION_ERRORS, PoolTimeoutError) as error:
+        await check_connection(engine, STARTUP_CHECK_SECONDS)
+        await publish_revision(engine)
+    except CannotConnect as failure:
+        if failure.refused_by_server:
+            logger.error("cannot connect to the database at %s: %s", settings.safe_url, failure)
+            raise
         logger.warning(
             "the database at %s is unreachable (%s); serving anyway, "
             "/health/ready answers 503 until it is back",
             settings.safe_url,
-            type(error).__name__,
+            failure,
         )
+
+
+async def publish_revision(engine: AsyncEngine) -> None:
+    """The database's migration revision as a metric (db_migration_revision); a metric
+    never stops the start-up, so a failure here only leaves it out."""
+    try:
+        async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
+            migrated = await connection.scalar(text(MIGRATED))
+            revision = await connection.scalar(text(REVISION)) if migrated else None
+    except (DBAPIError, OSError, PoolTimeoutError) as error:
+        logger.warning("could not read the migration revision (%s)", type(error).__name__)
+        return
+    metrics.migration_revision.labels(revision or "none").set(1)
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # uvicorn configured its own loggers as it started: they now write in the service's format.
+    # A bare uvicorn gave its loggers formats of their own: from here on they write in
+    # the service's (`serve` has uvicorn start with it, logs.py).
     configure_logging_at_startup(app.state.settings.log_format)
     database = Database.from_settings(app.state.settings)
     app.state.database = database
-    await check_database_at_startup(database.engine, app.state.settings)
-    await database.start()
     metrics.forget_dead_workers()
     try:
+        await check_database_at_start_up(database.engine, app.state.settings)
+        await database.start()
         yield
     finally:
         await database.dispose()

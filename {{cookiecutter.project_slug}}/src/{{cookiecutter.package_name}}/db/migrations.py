@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from sqlalchemy import URL, Connection, create_engine, event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
@@ -29,6 +29,7 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
 )
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
 from {{ cookiecutter.package_name }}.observability.tracing import span
+from {{ cookiecutter.package_name }}.db.reachability import psycopg_failure
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -140,19 +141,28 @@ def upgrade_database(
     statement past the statement timeout raises MigrationStatementTimeout.
     """
     limits = limits or MigrationLimits.from_settings()
+    with span("migrate", **{"db.namespace": url.database or ""}), connected(url) as connection:
+        # Held through the attempts and the pauses between them, so that other
+        # instances wait here rather than on the table. Should the connection
+        # break, the server releases the lock with it.
+        hold = nullcontext() if limits.one_transaction else migration_lock(connection)
+        with hold:
+            upgrade_with_retries(connection, revision, limits)
+
+
+@contextmanager
+def connected(url: URL) -> Iterator[Connection]:
+    """A psycopg connection to `url`, closed after the block; CannotConnect
+    (db/reachability.py) says in one line why there is none."""
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     instrument(engine, StatementSource("migrate", "primary", url, slow_seconds=None))
     try:
-        with (
-            span("migrate", **{"db.namespace": url.database or ""}),
-            engine.connect() as connection,
-        ):
-            # Held through the attempts and the pauses between them, so that other
-            # instances wait here rather than on the table. Should the connection
-            # break, the server releases the lock with it.
-            hold = nullcontext() if limits.one_transaction else migration_lock(connection)
-            with hold:
-                upgrade_with_retries(connection, revision, limits)
+        try:
+            connection = engine.connect()
+        except OperationalError as error:
+            raise psycopg_failure(error.orig, url) from error
+        with connection:
+            yield connection
     finally:
         engine.dispose()
 
@@ -206,16 +216,12 @@ def create_revision(message: str, url: URL | None = None) -> list[Path]:
     if url is None:
         written = command.revision(alembic_config(), message=message)
     else:
-        engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
-        try:
-            with engine.connect() as connection:
-                written = command.revision(
-                    alembic_config(connection),
-                    message=message,
-                    autogenerate=True,
-                    process_revision_directives=unless_empty,
-                )
-        finally:
-            engine.dispose()
+        with connected(url) as connection:
+            written = command.revision(
+                alembic_config(connection),
+                message=message,
+                autogenerate=True,
+                process_revision_directives=unless_empty,
+            )
     scripts = written if isinstance(written, list) else [written]
     return [Path(script.path) for script in scripts if script is not None]

@@ -7,8 +7,8 @@ A role `cert_user` may only log in with a client certificate.
 """
 
 import asyncio
+import logging
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -22,24 +22,23 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.engine import (
     create_async_engine_from_settings,
     create_sync_engine_from_settings,
 )
 from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
-from {{ cookiecutter.package_name }}.localpg.account import hand_over
-from {{ cookiecutter.package_name }}.localpg.cluster import SUPERUSER, Cluster
+from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, check_connection
+from {{ cookiecutter.package_name }}.localpg.cluster import SUPERUSER
 from {{ cookiecutter.package_name }}.localpg.standby import HOT_STANDBY, create_standby, remove_standby
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 from tests.replica_routing import eventually
+from tests.tcp_clusters import DATABASE, free_port, tcp_cluster
 
-DATABASE = "app"
 CERT_USER = "cert_user"
 IS_ENCRYPTED = text("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
 HBA = """\
-local all all trust
-local replication all trust
 hostssl all cert_user 127.0.0.1/32 cert
 hostssl all all 127.0.0.1/32 trust
 host all all 127.0.0.1/32 trust
@@ -75,13 +74,6 @@ def signed(folder: Path, name: str, subject: str, extensions: str) -> None:
     (folder / f"{name}.key").chmod(0o600)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @dataclass(frozen=True)
 class TlsServers:
     certificates: Path
@@ -104,57 +96,48 @@ class TlsServers:
         return str(self.certificates / name)
 
 
-def tls_settings(certificates: Path, port: int) -> dict[str, str]:
-    return {
-        "listen_addresses": "127.0.0.1",
-        "port": str(port),
-        "ssl": "on",
-        "ssl_cert_file": str(certificates / "server.crt"),
-        "ssl_key_file": str(certificates / "server.key"),
-        "ssl_ca_file": str(certificates / "ca.crt"),
-    }
+TLS = {
+    "ssl": "on",
+    "ssl_cert_file": "{files}/server.crt",
+    "ssl_key_file": "{files}/server.key",
+    "ssl_ca_file": "{files}/ca.crt",
+}
 
 
 @pytest.fixture(scope="module")
 def tls(server_bindir: Path) -> Iterator[TlsServers]:
-    folder = Path(tempfile.mkdtemp(prefix="tls-"))
-    client = Path(tempfile.mkdtemp(prefix="tls-client-"))
-    server_files = folder / "certificates"
-    server_files.mkdir()
-    try:
+    with tempfile.TemporaryDirectory(prefix="tls-client-") as scratch:
+        client = Path(scratch)
         certificate_authority(client, "ca")
         certificate_authority(client, "other-ca")
         signed(client, "server", "localhost", "subjectAltName=DNS:localhost\n")
         signed(client, "client", CERT_USER, "extendedKeyUsage=clientAuth\n")
+        server = client / "server"
+        server.mkdir()
         for name in ("server.crt", "server.key", "ca.crt"):
-            shutil.copy(client / name, server_files / name)
-        primary_port, replica_port = free_port(), free_port()
-        cluster = Cluster(
-            folder / "data",
-            bindir=server_bindir,
-            settings=tls_settings(server_files, primary_port),
-        )
-        hand_over(folder, cluster.account)
-        cluster.initdb()
-        (cluster.datadir / "pg_hba.conf").write_text(HBA)
-        hand_over(folder, cluster.account)
-        cluster.start()
-        with cluster.connect() as connection:
-            connection.execute(f"CREATE DATABASE {DATABASE}")
-            connection.execute(f"CREATE ROLE {CERT_USER} LOGIN")
-        slot = f"tls_{uuid.uuid4().hex[:8]}"
-        standby = create_standby(cluster, folder / "standby", slot)
-        try:
-            standby.stop()
-            standby.settings = HOT_STANDBY | tls_settings(server_files, replica_port)
-            standby.start()
-            yield TlsServers(client, primary_port, replica_port)
-        finally:
-            remove_standby(cluster, standby, slot)
-            cluster.stop(discard=True)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(client, ignore_errors=True)
+            shutil.copy(client / name, server / name)
+        with tcp_cluster(server_bindir, HBA, TLS, files=server) as cluster:
+            with cluster.connect() as connection:
+                connection.execute(f"CREATE ROLE {CERT_USER} LOGIN")
+            slot = f"tls_{uuid.uuid4().hex[:8]}"
+            standby = create_standby(cluster, cluster.datadir.parent / "standby", slot)
+            try:
+                # Its copy of the primary's settings, on a port of its own.
+                standby.stop()
+                files = str(cluster.datadir.parent / "files")
+                tls = {key: value.format(files=files) for key, value in TLS.items()}
+                standby.settings = (
+                    HOT_STANDBY
+                    | tls
+                    | {
+                        "listen_addresses": "127.0.0.1",
+                        "port": str(free_port()),
+                    }
+                )
+                standby.start()
+                yield TlsServers(client, cluster.port, standby.port)
+            finally:
+                remove_standby(cluster, standby, slot)
 
 
 def settings_for(url: str, replica: str | None = None) -> Settings:
@@ -295,3 +278,30 @@ def test_a_tls_setting_that_cannot_work_fails_at_start_up_naming_it(
             database_url=SecretStr(url.replace(query, "")), database_replica_urls=SecretStr(url)
         )
     assert "DATABASE_REPLICA_URLS" in str(raised.value)
+
+
+async def test_a_refused_certificate_is_one_line_from_migrate_and_the_service_check(
+    tls: TlsServers,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = tls.url({"sslmode": "verify-full", "sslrootcert": tls.file("other-ca.crt")})
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO):
+            assert await asyncio.to_thread(cli.main, ["migrate"]) == 1
+    finally:
+        get_settings.cache_clear()
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "certificate verify failed" in line
+    assert "\n" not in line
+    engine = create_async_engine_from_settings(settings_for(url))
+    try:
+        with pytest.raises(CannotConnect, match="certificate verify failed") as refused:
+            await check_connection(engine, 5)
+    finally:
+        await engine.dispose()
+    assert "\n" not in str(refused.value)

@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
 
+from {{ cookiecutter.package_name }}.db.credentials import CredentialsUnavailable
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
@@ -307,7 +308,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             error.pid,
         )
         return 1
-    except (PostgresNotFound, ClusterError, MigrationTimeout, TracingSettingError) as error:
+    except (
+        PostgresNotFound,
+        ClusterError,
+        MigrationTimeout,
+        TracingSettingError,
+        CredentialsUnavailable,
+    ) as error:
         logger.error("%s", error)
         return 1
     except CannotConnect as failure:

@@ -5,10 +5,12 @@ Settings that fail validation are reported by the environment variable to fix, o
 line each, not by field name in pydantic's multi-line report (InvalidSettings).
 """
 
+import importlib
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
@@ -92,6 +94,31 @@ def check_tls(url: URL, setting: str) -> None:
         )
 
 
+def read_secret(path: Path, setting: str) -> str:
+    """A mounted secret's content without its trailing newline; ValueError naming `setting`."""
+    try:
+        content = path.read_text().rstrip("\r\n")
+    except OSError as error:
+        raise ValueError(f"{setting}: cannot read {path} ({type(error).__name__})") from None
+    if not content:
+        raise ValueError(f"{setting}: {path} is empty")
+    return content
+
+
+def load_provider(spec: str, setting: str = "DB_PASSWORD_PROVIDER") -> Callable[..., Any]:
+    """The callable `spec` names as module:attribute; ValueError naming `setting` if none."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{setting}={spec} must name module:callable, e.g. mypackage.iam:token")
+    try:
+        provider = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"{setting}={spec}: {type(error).__name__}: {error}") from None
+    if not callable(provider):
+        raise ValueError(f"{setting}={spec} is not callable")
+    return provider  # type: ignore[no-any-return]
+
+
 def parse_replica_urls(raw: str) -> list[URL]:
     """Comma-separated PostgreSQL URLs; blanks between commas are ignored."""
     parts = [part.strip() for part in raw.split(",")]
@@ -126,6 +153,20 @@ class Settings(LogSettings):
     database_url: Annotated[
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
+
+    # The same from files, as Docker and Kubernetes mount secrets (db/credentials.py):
+    # DATABASE_URL_FILE instead of DATABASE_URL; DATABASE_PASSWORD_FILE for the password
+    # alone, read again for new connections when it changes; or a provider called for
+    # each new connection, `module:callable`, for short-lived tokens such as IAM's.
+    url_file: Annotated[Path | None, Field(validation_alias="DATABASE_URL_FILE")] = None
+    password_file: Annotated[Path | None, Field(validation_alias="DATABASE_PASSWORD_FILE")] = None
+    replica_urls_file: Annotated[
+        Path | None, Field(validation_alias="DATABASE_REPLICA_URLS_FILE")
+    ] = None
+    replica_password_file: Annotated[
+        Path | None, Field(validation_alias="DATABASE_REPLICA_PASSWORD_FILE")
+    ] = None
+    password_provider: str | None = None
 
     # Streaming replicas that serve read-only sessions (db/replicas/), comma-separated.
     # Unset or empty: every read runs on the primary.
@@ -187,6 +228,55 @@ class Settings(LogSettings):
         int | None,
         Field(validation_alias=AliasChoices("METRICS_PORT", "metrics_port"), ge=1, le=65535),
     ] = None
+
+    @model_validator(mode="after")
+    def _secrets_from_files(self) -> "Settings":
+        pairs = [
+            ("database_url", "DATABASE_URL", "url_file", "DATABASE_URL_FILE"),
+            (
+                "database_replica_urls",
+                "DATABASE_REPLICA_URLS",
+                "replica_urls_file",
+                "DATABASE_REPLICA_URLS_FILE",
+            ),
+        ]
+        for field, variable, file_field, file_variable in pairs:
+            path: Path | None = getattr(self, file_field)
+            if path is None:
+                continue
+            if getattr(self, field) is not None:
+                raise ValueError(f"{variable} and {file_variable} are both set: keep one")
+            content = read_secret(path, file_variable)
+            for part in content.split(","):
+                if part.strip():
+                    parse_database_url(part.strip(), file_variable)
+            setattr(self, field, SecretStr(content))
+        for path, variable in [
+            (self.password_file, "DATABASE_PASSWORD_FILE"),
+            (self.replica_password_file, "DATABASE_REPLICA_PASSWORD_FILE"),
+        ]:
+            if path is not None:
+                read_secret(path, variable)
+                if self.password_provider is not None:
+                    raise ValueError(f"{variable} and DB_PASSWORD_PROVIDER are both set: keep one")
+        if self.password_provider is not None:
+            load_provider(self.password_provider)
+        given = [
+            ("DATABASE_URL", self.database_url, self.password_file, "DATABASE_PASSWORD_FILE"),
+            (
+                "DATABASE_REPLICA_URLS",
+                self.database_replica_urls,
+                self.replica_password_file,
+                "DATABASE_REPLICA_PASSWORD_FILE",
+            ),
+        ]
+        for variable, value, password_file, file_variable in given:
+            urls = [] if value is None else value.get_secret_value().split(",")
+            if password_file is not None and any(make_url(u.strip()).password for u in urls):
+                raise ValueError(
+                    f"{variable} carries a password and {file_variable} gives one: keep one"
+                )
+        return self
 
     @model_validator(mode="after")
     def _timeout_needs_startup_parameters(self) -> "Settings":

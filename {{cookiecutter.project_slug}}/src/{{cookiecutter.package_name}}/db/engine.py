@@ -6,6 +6,7 @@ from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from {{ cookiecutter.package_name }}.db.credentials import ask_for_passwords, password_source
 from {{ cookiecutter.package_name }}.db.pools import MeteredPool
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument, server_label
 from {{ cookiecutter.package_name }}.db.tls import asyncpg_tls
@@ -104,6 +105,7 @@ def create_async_engine_from_settings(
         options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
+    ask_for_passwords(engine.sync_engine, password_source(settings, replica=pool == "replica"))
     if observed:
         observe(engine.sync_engine, settings, pool, server)
     return engine
@@ -143,5 +145,6 @@ def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> En
     """For scripts, migrations and tools that are not async."""
     options = _pool_options(settings) | _timeout_options(settings, "psycopg") | overrides
     engine = create_engine(settings.url("psycopg"), **options)
+    ask_for_passwords(engine, password_source(settings))
     observe(engine, settings, "sync", PRIMARY)
     return engine

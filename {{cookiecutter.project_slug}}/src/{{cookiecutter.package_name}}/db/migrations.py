@@ -18,6 +18,7 @@ from sqlalchemy import URL, Connection, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
+from {{ cookiecutter.package_name }}.db.credentials import ask_for_passwords, password_source
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.db.migration_limits import (
     LOCK_NOT_AVAILABLE,
@@ -29,6 +30,7 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
 )
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
 from {{ cookiecutter.package_name }}.observability.tracing import span
+from {{ cookiecutter.package_name }}.settings import get_settings
 from {{ cookiecutter.package_name }}.db.reachability import psycopg_failure
 
 if TYPE_CHECKING:
@@ -156,6 +158,8 @@ def connected(url: URL) -> Iterator[Connection]:
     (db/reachability.py) says in one line why there is none."""
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
     instrument(engine, StatementSource("migrate", "primary", url, slow_seconds=None))
+    # The password, like the limits, as the settings say: from a file or a provider.
+    ask_for_passwords(engine, password_source(get_settings()))
     try:
         try:
             connection = engine.connect()

@@ -109,7 +109,7 @@ def refusal(handed_in: str) -> TypeError:
 
 
 async def run_migrations_with_settings() -> None:
-    engine = create_async_engine_from_settings(get_settings())
+    engine = create_async_engine_from_settings(get_settings(), pool="migrate")
     try:
         async with engine.connect() as connection:
             if limits.one_transaction:

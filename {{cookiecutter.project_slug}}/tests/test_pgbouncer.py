@@ -20,6 +20,7 @@ from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import (
+    application_name,
     create_async_engine_from_settings,
     read_engine_for,
 )
@@ -48,6 +49,8 @@ from tests.replica_routing import (
 
 CLIENTS = 16
 ROUNDS = 6
+
+NAME = text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
 
 
 @pytest.fixture(scope="session")
@@ -177,3 +180,9 @@ async def test_replicas_behind_pgbouncers_of_their_own_serve_reads(
             replica.wait_caught_up()
             await replicas_of(database).check()
             assert await read_note(database.read_sessions, 1) == ("bounced", True)
+
+
+async def test_connections_through_pgbouncer_keep_their_names(bounced: AsyncEngine) -> None:
+    # PgBouncer passes application_name on to the server connection it lends.
+    async with bounced.connect() as connection:
+        assert await connection.scalar(NAME) == application_name("primary")

@@ -32,7 +32,7 @@ ISOLATED_MARKER = "isolated_db"
 
 
 def engine_for(url: str) -> AsyncEngine:
-    return create_async_engine_from_settings(Settings(database_url=SecretStr(url)))
+    return create_async_engine_from_settings(Settings(database_url=SecretStr(url)), pool="harness")
 
 
 @asynccontextmanager

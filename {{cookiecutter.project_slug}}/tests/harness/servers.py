@@ -11,6 +11,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 from sqlalchemy import URL
 
+from {{ cookiecutter.package_name }}.db.engine import application_name
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 
 
@@ -27,6 +28,7 @@ def connect(
         dbname=url.database,
         autocommit=autocommit,
         connect_timeout=timeout,
+        application_name=application_name("harness"),
     )
 
 

@@ -14,6 +14,10 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 # The pool label of every engine whose role is not named: the primary's units of work.
 PRIMARY = "primary"
+PACKAGE = __name__.split(".")[0]
+APPLICATION_NAME = "application_name"
+# PostgreSQL keeps the first 63 bytes of a name.
+MAX_NAME_BYTES = 63
 
 
 def _pool_options(settings: Settings) -> dict[str, Any]:
@@ -27,13 +31,30 @@ def _pool_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _timeout_options(settings: Settings, driver: str) -> dict[str, Any]:
-    timeout = settings.statement_timeout_ms
-    if timeout is None:
-        return {}
-    if driver == "asyncpg":
-        return {"connect_args": {"server_settings": {"statement_timeout": str(timeout)}}}
-    return {"connect_args": {"options": f"-c statement_timeout={timeout}"}}
+def application_name(pool: str) -> str:
+    """What pg_stat_activity shows for the connections of `pool`: package, then role."""
+    return f"{PACKAGE}-{pool}"[:MAX_NAME_BYTES]
+
+
+def _server_settings(settings: Settings, url: URL, pool: str) -> tuple[URL, dict[str, Any]]:
+    """asyncpg's startup parameters: the connection's name (the URL's own, if it has one:
+    asyncpg takes none as an argument) and the statement timeout."""
+    named = url.query.get(APPLICATION_NAME)
+    parameters = {APPLICATION_NAME: str(named) if named else application_name(pool)}
+    if settings.statement_timeout_ms is not None:
+        parameters["statement_timeout"] = str(settings.statement_timeout_ms)
+    url = url.difference_update_query([APPLICATION_NAME])
+    return url, {"connect_args": {"server_settings": parameters}}
+
+
+def _sync_connect_args(settings: Settings, url: URL, pool: str) -> dict[str, Any]:
+    """libpq's: its own `application_name` in the URL wins over this one."""
+    arguments: dict[str, Any] = {}
+    if APPLICATION_NAME not in url.query:
+        arguments[APPLICATION_NAME] = application_name(pool)
+    if settings.statement_timeout_ms is not None:
+        arguments["options"] = f"-c statement_timeout={settings.statement_timeout_ms}"
+    return {"connect_args": arguments}
 
 
 def _replace_closed_connections(dbapi_connection: Any, record: Any, proxy: Any) -> None:
@@ -88,10 +109,11 @@ def create_async_engine_from_settings(
     neither (the replica checks', which would be noise several times a second).
     """
     url, tls = asyncpg_tls(url or settings.url("asyncpg"))
+    url, server_settings = _server_settings(settings, url, pool)
     parts = [
         {"poolclass": MeteredPool, "connect_args": tls},
         _pool_options(settings),
-        _timeout_options(settings, "asyncpg"),
+        server_settings,
         _pgbouncer_options(settings),
         overrides,
     ]
@@ -105,7 +127,8 @@ def create_async_engine_from_settings(
         options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
-    ask_for_passwords(engine.sync_engine, password_source(settings, replica=pool == "replica"))
+    replica = pool.startswith("replica")
+    ask_for_passwords(engine.sync_engine, password_source(settings, replica=replica))
     if observed:
         observe(engine.sync_engine, settings, pool, server)
     return engine
@@ -143,8 +166,9 @@ def create_replica_engine_from_settings(
 
 def create_sync_engine_from_settings(settings: Settings, **overrides: Any) -> Engine:
     """For scripts, migrations and tools that are not async."""
-    options = _pool_options(settings) | _timeout_options(settings, "psycopg") | overrides
-    engine = create_engine(settings.url("psycopg"), **options)
+    url = settings.url("psycopg")
+    options = _pool_options(settings) | _sync_connect_args(settings, url, "sync") | overrides
+    engine = create_engine(url, **options)
     ask_for_passwords(engine, password_source(settings))
     observe(engine, settings, "sync", PRIMARY)
     return engine

@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }}.db.credentials import ask_for_passwords, password_source
+from {{ cookiecutter.package_name }}.db.engine import application_name
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.db.migration_limits import (
     LOCK_NOT_AVAILABLE,
@@ -28,10 +29,10 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
     lock_timeout_error,
     statement_timeout_error,
 )
+from {{ cookiecutter.package_name }}.db.reachability import psycopg_failure
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
 from {{ cookiecutter.package_name }}.observability.tracing import span
 from {{ cookiecutter.package_name }}.settings import get_settings
-from {{ cookiecutter.package_name }}.db.reachability import psycopg_failure
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -45,6 +46,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
 # Where alembic_config() puts the limits for migrations/env.py to read.
 LIMITS_ATTRIBUTE = "migration_limits"
+# What pg_stat_activity shows for a migration's connection (db/engine.py names the others).
+MIGRATE_NAME = application_name("migrate")
 
 
 def alembic_config(
@@ -156,7 +159,10 @@ def upgrade_database(
 def connected(url: URL) -> Iterator[Connection]:
     """A psycopg connection to `url`, closed after the block; CannotConnect
     (db/reachability.py) says in one line why there is none."""
-    engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+    named = {} if "application_name" in url.query else {"application_name": MIGRATE_NAME}
+    engine = create_engine(
+        url.set(drivername="postgresql+psycopg"), poolclass=NullPool, connect_args=named
+    )
     instrument(engine, StatementSource("migrate", "primary", url, slow_seconds=None))
     # The password, like the limits, as the settings say: from a file or a provider.
     ask_for_passwords(engine, password_source(get_settings()))

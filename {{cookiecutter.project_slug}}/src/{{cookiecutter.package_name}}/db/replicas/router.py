@@ -125,6 +125,7 @@ class ReadReplicas:
                     pool_size=1,
                     max_overflow=0,
                     connect_args={"timeout": CHECK_TIMEOUT_SECONDS},
+                    pool="replica-check",
                     observed=False,
                 ),
                 capacity=settings.pool_size + settings.max_overflow,

@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.db.engine import (
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.tcp_clusters import DATABASE, tcp_cluster
+from tests.telemetry import recorded_spans
 
 ROLE = "app_user"
 FIRST, SECOND = "first-Secret-1", "second-Secret-2"
@@ -108,13 +109,23 @@ async def rotation_keeps_working(server: Cluster, settings: Settings, rotate: ob
 
 
 async def test_a_rotated_password_file_is_read_for_new_connections(
-    server: Cluster, role: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    server: Cluster,
+    role: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     path = secret_file(tmp_path, FIRST + "\n")
-    settings = Settings(database_url=SecretStr(role), password_file=path)
+    settings = Settings(database_url=SecretStr(role), password_file=path, slow_query_ms=1)
     caplog.set_level(logging.DEBUG)
-    await rotation_keeps_working(server, settings, lambda: path.write_text(SECOND + "\n"))
-    shown = caplog.text + repr(settings) + str(settings.model_dump())
+    with recorded_spans() as exporter:
+        await rotation_keeps_working(server, settings, lambda: path.write_text(SECOND + "\n"))
+    spans = [span.to_json() for span in exporter.get_finished_spans()]
+    assert spans
+    # Everything the service said: logs (every statement logged as slow), output, spans.
+    output = capfd.readouterr()
+    shown = caplog.text + output.out + output.err + repr(settings) + str(spans)
+    shown += str(settings.model_dump())
     assert FIRST not in shown
     assert SECOND not in shown
 

@@ -83,10 +83,11 @@ def fingerprint(*parts: bytes) -> str:
 
 
 def python_fingerprint(project: Path) -> str:
-    """What ruff and mypy see: the Python sources and the tools' settings."""
+    """What ruff and mypy see: the Python sources, the Markdown whose Python code blocks
+    ruff formats, and the tools' settings."""
     settings = tomllib.loads((project / "pyproject.toml").read_text())["tool"]
     tools = {name: settings[name] for name in ("ruff", "mypy")}
-    sources = sorted(project.rglob("*.py"))
+    sources = sorted(path for suffix in ("*.py", "*.md") for path in project.rglob(suffix))
     return fingerprint(
         json.dumps(tools, sort_keys=True).encode(),
         *(f"{path.relative_to(project)}\n".encode() + path.read_bytes() for path in sources),

@@ -151,6 +151,15 @@ def with_password(url: URL | str) -> URL:
     return make_url(url).set(drivername="postgresql", password=SECRET)
 
 
+def address(url: URL) -> str:
+    """Where the test server listens, as a message names it: its unix socket, or host:port
+    (TEST_DATABASE_URL)."""
+    socket_dir = url.query.get("host")
+    if isinstance(socket_dir, str):
+        return f"{socket_dir}/.s.PGSQL.{url.port or 5432}"
+    return f"{url.host}:{url.port or 5432}"
+
+
 def as_written(url: URL) -> str:
     return url.render_as_string(hide_password=False)
 
@@ -175,7 +184,7 @@ def unusable_database(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
         reason = f'authentication failed for user "{ROLE}" (wrong password or no such user)'
     elif request.param == "missing database":
         url = with_password(request.getfixturevalue("postgres_url")).set(database="no_such_db")
-        reason = f'database "no_such_db" does not exist on {url.query["host"]}/.s.PGSQL.5432'
+        reason = f'database "no_such_db" does not exist on {address(url)}'
     elif request.param == "closed port":
         port = free_port()
         url = make_url(f"postgresql://app:{SECRET}@127.0.0.1:{port}/app")

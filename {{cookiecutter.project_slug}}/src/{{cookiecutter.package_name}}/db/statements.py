@@ -57,7 +57,7 @@ def server_label(url: URL) -> str:
 def server_port(url: URL) -> int | None:
     # A unix socket's port is a query parameter, as libpq spells it.
     port = url.port or url.query.get("port")
-    return int(port) if isinstance(port, (int, str)) else None
+    return int(port) if isinstance(port, int | str) else None
 
 
 def server_address(url: URL) -> str:

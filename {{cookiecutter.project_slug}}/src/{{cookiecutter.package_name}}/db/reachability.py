@@ -30,6 +30,8 @@ PSYCOPG_CONNECT_FAILED = re.compile(r"connection (?:failed|is bad): (?P<libpq>.*
 PSYCOPG_UNRESOLVED = re.compile(
     r"failed to resolve host '[^']*': (?:\[Errno [^\]]*\] )?(?P<why>.*)"
 )
+# Older psycopg 3.2 releases pass the resolver's error on as it is (getaddrinfo's, negative).
+RESOLVER_ERROR = re.compile(r"\[Errno -\d+\] (?P<why>.*)")
 LIBPQ_WRONG_PASSWORD = re.compile(r'password authentication failed for user "[^"]*"')
 LIBPQ_UNKNOWN_DATABASE = re.compile(r'database "[^"]*" does not exist')
 
@@ -91,7 +93,7 @@ def psycopg_failure(error: BaseException | None, url: URL) -> CannotConnect:
         return CannotConnect(unknown_database(url), refused_by_server=True)
     if isinstance(error, ConnectionTimeout):
         reason = f"no answer from {where(url)[1]} within {connect_timeout(url)} s"
-    elif unresolved := PSYCOPG_UNRESOLVED.fullmatch(said):
+    elif unresolved := PSYCOPG_UNRESOLVED.fullmatch(said) or RESOLVER_ERROR.fullmatch(said):
         reason = not_found(url, unresolved["why"])
     elif libpq.endswith("Connection refused"):
         reason = refused(url)

@@ -6,6 +6,7 @@ versions their floors allow (lowest-direct; what they pull in stays newest) and 
 project's lint, types and tests must pass on them.
 """
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ pytestmark = pytest.mark.slow
 
 
 def release(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+    """The release numbers of a version, a pre-release's too (0.66b2 is 0.66)."""
+    numbers = [re.match(r"\d+", part) for part in version.split(".")]
+    return tuple(int(number[0]) for number in numbers if number)
 
 
 # Pinned to the project's PostgreSQL major rather than given a floor.

@@ -312,7 +312,7 @@ def test_a_blank_revision_needs_no_database(
 def test_migrate_behind_a_held_lock_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, postgres_url: str
 ) -> None:
-    def held(url: URL) -> None:
+    def held(url: URL, **options: object) -> None:
         raise MigrationLockTimeout("revision 0003 waited more than 5 s for a lock")
 
     monkeypatch.setattr(cli, "upgrade_database", held)

@@ -28,6 +28,7 @@ from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.credentials import CredentialsUnavailable
+from {{ cookiecutter.package_name }}.db.grants import MissingAppRole
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
@@ -110,7 +111,7 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
 
 
 def migrate(settings: Settings) -> None:
-    upgrade_database(settings.url("psycopg"))
+    upgrade_database(settings.migration_url_for("psycopg"), app_role=settings.granted_role())
     logger.info("the database is at the latest revision")
 
 
@@ -314,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         MigrationTimeout,
         TracingSettingError,
         CredentialsUnavailable,
+        MissingAppRole,
     ) as error:
         logger.error("%s", error)
         return 1

@@ -154,6 +154,17 @@ class Settings(LogSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
 
+    # The owner's URL, for `migrate`: DDL and grants; DATABASE_URL then names the
+    # application role, which only reads and writes rows (db/grants.py).
+    migration_url: Annotated[SecretStr | None, Field(validation_alias="DATABASE_MIGRATION_URL")] = (
+        None
+    )
+    migration_url_file: Annotated[
+        Path | None, Field(validation_alias="DATABASE_MIGRATION_URL_FILE")
+    ] = None
+    # The role `migrate` grants DML to; by default DATABASE_URL's user when
+    # DATABASE_MIGRATION_URL names another.
+    app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_$]{0,62}$")
     # The same from files, as Docker and Kubernetes mount secrets (db/credentials.py):
     # DATABASE_URL_FILE instead of DATABASE_URL; DATABASE_PASSWORD_FILE for the password
     # alone, read again for new connections when it changes; or a provider called for
@@ -233,6 +244,12 @@ class Settings(LogSettings):
     def _secrets_from_files(self) -> "Settings":
         pairs = [
             ("database_url", "DATABASE_URL", "url_file", "DATABASE_URL_FILE"),
+            (
+                "migration_url",
+                "DATABASE_MIGRATION_URL",
+                "migration_url_file",
+                "DATABASE_MIGRATION_URL_FILE",
+            ),
             (
                 "database_replica_urls",
                 "DATABASE_REPLICA_URLS",
@@ -321,6 +338,23 @@ class Settings(LogSettings):
             )
         url = parse_database_url(self.database_url.get_secret_value())
         return url.set(drivername=f"postgresql+{driver}")
+
+    def migration_url_for(self, driver: str = "psycopg") -> URL:
+        """Where `migrate` connects: DATABASE_MIGRATION_URL, else DATABASE_URL."""
+        if self.migration_url is None:
+            return self.url(driver)
+        url = parse_database_url(self.migration_url.get_secret_value(), "DATABASE_MIGRATION_URL")
+        return url.set(drivername=f"postgresql+{driver}")
+
+    def granted_role(self) -> str | None:
+        """The role `migrate` grants DML to: DB_APP_ROLE, else DATABASE_URL's user when the
+        migrations run as another; None for one role doing both."""
+        if self.app_role is not None:
+            return self.app_role
+        if self.migration_url is None or self.database_url is None:
+            return None
+        user = self.url().username
+        return user if user != self.migration_url_for().username else None
 
     def replica_urls(self, driver: str = "asyncpg") -> list[URL]:
         """The configured replicas' URLs for the given driver; empty when there are none."""

@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from {{ cookiecutter.package_name }}.db.credentials import ask_for_passwords, password_source
 from {{ cookiecutter.package_name }}.db.engine import application_name
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
+from {{ cookiecutter.package_name }}.db.grants import grant_to_app_role
 from {{ cookiecutter.package_name }}.db.migration_limits import (
     LOCK_NOT_AVAILABLE,
     MigrationLimits,
@@ -136,10 +137,15 @@ def downgrade(connection: Connection, revision: str, limits: MigrationLimits | N
 
 
 def upgrade_database(
-    url: URL, revision: str = "head", limits: MigrationLimits | None = None
+    url: URL,
+    revision: str = "head",
+    limits: MigrationLimits | None = None,
+    *,
+    app_role: str | None = None,
 ) -> None:
     """Upgrade the database at `url`, each revision in a transaction of its own, under
-    `limits` (from the settings by default).
+    `limits` (from the settings by default); then grant `app_role`, if any, what the
+    service needs (db/grants.py).
 
     A revision whose wait for a lock timed out is tried again after a pause, up to
     `limits.lock_attempts` times in all; then MigrationLockTimeout is raised. A
@@ -153,6 +159,8 @@ def upgrade_database(
         hold = nullcontext() if limits.one_transaction else migration_lock(connection)
         with hold:
             upgrade_with_retries(connection, revision, limits)
+            if app_role is not None:
+                grant_to_app_role(connection, app_role)
 
 
 @contextmanager
@@ -164,8 +172,10 @@ def connected(url: URL) -> Iterator[Connection]:
         url.set(drivername="postgresql+psycopg"), poolclass=NullPool, connect_args=named
     )
     instrument(engine, StatementSource("migrate", "primary", url, slow_seconds=None))
-    # The password, like the limits, as the settings say: from a file or a provider.
-    ask_for_passwords(engine, password_source(get_settings()))
+    # A URL without a password (DATABASE_URL's) gets it as the settings say: from a
+    # file or a provider. The owner's DATABASE_MIGRATION_URL carries its own.
+    if url.password is None:
+        ask_for_passwords(engine, password_source(get_settings()))
     try:
         try:
             connection = engine.connect()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import URL, BigInteger, Column, Identity, Table, make_url
 
@@ -117,6 +118,17 @@ def test_migrate_creates_the_embedded_default_and_it_keeps_its_data(in_project: 
     assert (datadir_of(in_project) / "PG_VERSION").is_file()
     with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url, connect(url) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
+
+
+def test_the_embedded_service_role_reads_and_writes_but_cannot_change_the_schema(
+    in_project: Path,
+) -> None:
+    with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url:
+        service = url.set(username=cli.EMBEDDED_APP_ROLE)
+        with connect(service, autocommit=True) as connection:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute("CREATE TABLE intruder (id int)")
 
 
 COMMANDS_ON_THE_CLUSTER = [

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+import psycopg
 from pydantic import SecretStr
 from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
@@ -53,6 +54,8 @@ from {{ cookiecutter.package_name }}.settings import (
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
 EMBEDDED_DIR = Path(".postgres")
+EMBEDDED_APP_ROLE = "{{ cookiecutter.package_name }}_app"
+ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
 # Loggers whose INFO lines say what a command did.
 INFO_LOGGERS = (
     "{{ cookiecutter.package_name }}",
@@ -105,9 +108,30 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
         # Printed in libpq form so it can be pasted into psql.
         libpq_url = f"postgresql://{url.username}@/{url.database}?host={url.query['host']}"
         logger.info("DATABASE_URL is not set: using the private PostgreSQL at %s", libpq_url)
+        # As in production: the service runs as a role that cannot change the schema,
+        # and the migrations as the owner, which grants it what it needs.
+        service_url = url.set(username=embedded_app_role(url))
         yield settings.model_copy(
-            update={"database_url": SecretStr(url.render_as_string(hide_password=False))}
+            update={
+                "database_url": SecretStr(service_url.render_as_string(hide_password=False)),
+                "migration_url": SecretStr(url.render_as_string(hide_password=False)),
+            }
         )
+
+
+def embedded_app_role(url: URL) -> str:
+    """The embedded cluster's application role, made on first use (a cluster made before
+    it existed gets it too); it logs in over the socket like the owner."""
+    with psycopg.connect(
+        host=str(url.query["host"]),
+        port=str(url.query.get("port", "5432")),
+        user=url.username,
+        dbname=url.database,
+        autocommit=True,
+    ) as connection:
+        if not connection.execute(ROLE_EXISTS, (EMBEDDED_APP_ROLE,)).fetchone():
+            connection.execute(f"CREATE ROLE {EMBEDDED_APP_ROLE} LOGIN")
+    return EMBEDDED_APP_ROLE
 
 
 def migrate(settings: Settings) -> None:
@@ -257,7 +281,7 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
         if arguments.command == "migrate" or settings.database_url is None:
             migrate(database_settings)
         if arguments.command == "revision":
-            return revision(arguments.message, database_settings.url("psycopg"))
+            return revision(arguments.message, database_settings.migration_url_for("psycopg"))
 {%- if cookiecutter.use_fastapi %}
         if arguments.command == "serve":
             serve(database_settings, arguments.host, arguments.port, arguments.workers)

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.api.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.api.http_metrics import HttpMetricsMiddleware
 from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddleware
 from {{ cookiecutter.package_name }}.db.database import Database
+from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, check_connection
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
@@ -27,6 +28,7 @@ MIGRATED = "SELECT to_regclass('alembic_version') IS NOT NULL"
 REVISION = "SELECT string_agg(version_num, ',') FROM alembic_version"
 # Probes and scrapes every few seconds would bury the requests in traces.
 UNTRACED_URLS = "/health/live,/health/ready,/metrics"
+INSUFFICIENT_PRIVILEGE = "42501"
 DESCRIPTION = (
     "Every 4xx and 5xx answer has the body `ErrorResponse`, with a `code` for programs, "
     "including those of no operation: 404 for a path no route serves and 405 for a method "
@@ -67,7 +69,19 @@ async def publish_revision(engine: AsyncEngine) -> None:
         async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
             migrated = await connection.scalar(text(MIGRATED))
             revision = await connection.scalar(text(REVISION)) if migrated else None
-    except (DBAPIError, OSError, PoolTimeoutError) as error:
+    except DBAPIError as error:
+        if sqlstate_and_constraint(error)[0] == INSUFFICIENT_PRIVILEGE:
+            # The service's role was never granted the tables: every request would fail.
+            logger.error(
+                "the database user %s may not read the tables: run `migrate` with "
+                "DB_APP_ROLE=%s (or DATABASE_MIGRATION_URL set to the owner's URL)",
+                engine.url.username,
+                engine.url.username,
+            )
+        else:
+            logger.warning("could not read the migration revision (%s)", type(error).__name__)
+        return
+    except (OSError, PoolTimeoutError) as error:
         logger.warning("could not read the migration revision (%s)", type(error).__name__)
         return
     metrics.migration_revision.labels(revision or "none").set(1)

@@ -2,7 +2,6 @@
 every table and sequence, and on those the owner creates later, never the schema."""
 
 import asyncio
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -14,6 +13,7 @@ from {{ cookiecutter.package_name }}.db.grants import MissingAppRole
 from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.servers import connect
+from tests.roles import temporary_role
 
 pytestmark = pytest.mark.isolated_db
 REFUSALS = [
@@ -28,16 +28,8 @@ REFUSALS = [
 
 @pytest.fixture
 def app_role(postgres_url: str) -> Iterator[str]:
-    """A role of the test's own: roles belong to the whole server, which tests share."""
-    role = f"app_{uuid.uuid4().hex[:8]}"
-    with connect(make_url(postgres_url), autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {role} NOLOGIN")
-    try:
+    with temporary_role(make_url(postgres_url), "app") as role:
         yield role
-    finally:
-        with connect(make_url(postgres_url), autocommit=True) as owner:
-            owner.execute(f"DROP OWNED BY {role}")
-            owner.execute(f"DROP ROLE {role}")
 
 
 def as_role(postgres_url: str, role: str) -> psycopg.Connection[tuple[object, ...]]:

@@ -2,7 +2,6 @@
 the setting that fixes it, instead of failing every request."""
 
 import logging
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,7 +10,8 @@ from sqlalchemy import make_url
 
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
-from tests.harness.servers import SessionDatabase, connect
+from tests.harness.servers import SessionDatabase
+from tests.roles import temporary_role
 
 
 @pytest.fixture
@@ -22,18 +22,8 @@ def ungranted_role(database: SessionDatabase, postgres_url: str) -> Iterator[str
             "needs the harness's own cluster: a new role on TEST_DATABASE_URL's server "
             "would need a password"
         )
-    role = f"ungranted_{uuid.uuid4().hex[:8]}"
-    with connect(make_url(postgres_url), autocommit=True) as owner:
-        owner.execute(f"CREATE ROLE {role} LOGIN")
-    try:
+    with temporary_role(make_url(postgres_url), "ungranted", "LOGIN") as role:
         yield role
-    finally:
-        with connect(make_url(postgres_url), autocommit=True) as owner:
-            owner.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (role,),
-            )
-            owner.execute(f"DROP ROLE {role}")
 
 
 @pytest.mark.isolated_db

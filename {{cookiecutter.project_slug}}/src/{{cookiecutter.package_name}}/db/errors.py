@@ -14,12 +14,20 @@ UNIQUE_VIOLATION = "23505"
 FOREIGN_KEY_VIOLATION = "23503"
 
 
+def driver_sqlstate(driver_error: BaseException | None) -> str | None:
+    """The SQLSTATE of a driver's own error: psycopg's, or asyncpg's, which SQLAlchemy's
+    adapter keeps as the cause of the error it raises."""
+    source = getattr(driver_error, "__cause__", None) or driver_error
+    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(source, "sqlstate", None)
+    return sqlstate if isinstance(sqlstate, str) else None
+
+
 def sqlstate_and_constraint(error: DBAPIError) -> tuple[str | None, str | None]:
     """The SQLSTATE code and the name of the constraint involved, when there is one."""
     driver_error = error.orig
     # asyncpg's adapter keeps the asyncpg exception as the cause; psycopg has .diag.
     source = getattr(driver_error, "__cause__", None) or driver_error
-    sqlstate = getattr(driver_error, "sqlstate", None) or getattr(source, "sqlstate", None)
+    sqlstate = driver_sqlstate(driver_error)
     constraint = getattr(source, "constraint_name", None)
     if constraint is None:
         constraint = getattr(getattr(driver_error, "diag", None), "constraint_name", None)

@@ -18,6 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL
 
+from {{ cookiecutter.package_name }}.db.errors import driver_sqlstate
 from {{ cookiecutter.package_name }}.observability import metrics, tracing
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}.db.slow")
@@ -134,20 +135,12 @@ def finished(
 
 
 def record_error(span: Span, error: BaseException) -> None:
-    sqlstate = sqlstate_of(error)
+    sqlstate = driver_sqlstate(error)
     span.set_attribute("error.type", sqlstate or type(error).__name__)
     if sqlstate:
         span.set_attribute("db.response.status_code", sqlstate)
     # The type only: a driver's message can quote the row's values.
     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-
-
-def sqlstate_of(error: BaseException) -> str | None:
-    """The SQLSTATE of a driver's error: psycopg's, or asyncpg's behind SQLAlchemy's adapter."""
-    for source in (error, error.__cause__):
-        if isinstance(code := getattr(source, "sqlstate", None), str):
-            return code
-    return None
 
 
 def log_slow(

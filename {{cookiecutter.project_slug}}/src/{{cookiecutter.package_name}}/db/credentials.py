@@ -22,7 +22,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.util import await_
 from sqlalchemy.util.concurrency import in_greenlet
 
-from {{ cookiecutter.package_name }}.settings import Settings, load_provider
+from {{ cookiecutter.package_name }}.settings import Settings, load_provider, read_secret
 
 PasswordSource = Callable[[URL], str]
 
@@ -44,14 +44,15 @@ class SecretFile:
             status = os.stat(self.path)
             seen = (status.st_ino, status.st_mtime_ns, status.st_size)
             if seen != self._seen:
-                self._value = self.path.read_text().rstrip("\r\n")
+                # As the settings read it at start-up, with the same complaints.
+                self._value = read_secret(self.path, self.setting)
                 self._seen = seen
         except OSError as error:
             raise CredentialsUnavailable(
                 f"{self.setting}: cannot read {self.path} ({type(error).__name__})"
             ) from None
-        if not self._value:
-            raise CredentialsUnavailable(f"{self.setting}: {self.path} is empty")
+        except ValueError as error:
+            raise CredentialsUnavailable(str(error)) from None
         return self._value
 
 

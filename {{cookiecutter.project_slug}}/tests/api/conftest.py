@@ -1,4 +1,6 @@
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -8,6 +10,7 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.contract import ContractCheck
 from tests.faults import POOL_TIMEOUT, SECRET, UNREACHABLE_URL, one_connection_settings
@@ -87,3 +90,16 @@ def assert_service_busy(response: httpx.Response) -> None:
     """The answer while no connection is free: the database is fine, the service saturated."""
     assert error_of(response, 503)["code"] == "service_busy"
     assert response.headers["retry-after"] == "1"
+
+
+@pytest.fixture
+def service_log() -> Iterator[io.StringIO]:
+    """What the service's JSON log handler writes while the test runs."""
+    stream = io.StringIO()
+    handler = log_handler("json", stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)

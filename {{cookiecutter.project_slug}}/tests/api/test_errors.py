@@ -6,7 +6,6 @@ Routes that exist only for a test are added to the test's own app instance.
 import io
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,6 @@ from pydantic import BaseModel, SecretStr
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.fields import DatabaseText
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, WITH_BODY
-from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import assert_database_unavailable, checked_client, client_for, error_of
 
@@ -26,19 +24,6 @@ SECRET_DETAIL = "detail-the-client-must-not-see"
 
 class Note(BaseModel):
     text: DatabaseText
-
-
-@pytest.fixture
-def service_log() -> Iterator[io.StringIO]:
-    """What the service's JSON log handler writes while the test runs."""
-    stream = io.StringIO()
-    handler = log_handler("json", stream)
-    root = logging.getLogger()
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
 
 
 async def test_an_unknown_path_is_404_in_the_error_shape(client: httpx.AsyncClient) -> None:

@@ -19,7 +19,6 @@ from sqlalchemy import make_url, text
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.api.dependencies import DatabaseDep, ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
-from {{ cookiecutter.package_name }}.logs import log_handler
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import assert_service_busy, error_of
 from tests.faults import one_connection_settings
@@ -146,25 +145,19 @@ async def test_a_write_then_a_read_through_a_replica_trace_down_to_each_server(
 
 
 async def test_a_failed_request_records_its_error_code_and_its_log_lines_name_the_trace(
-    postgres_url: str,
+    postgres_url: str, service_log: io.StringIO
 ) -> None:
-    written = io.StringIO()
-    handler = log_handler("json", written)
-    logging.getLogger().addHandler(handler)
-    try:
-        with recorded_spans() as exporter:
-            app = with_routes(create_app(Settings(database_url=SecretStr(postgres_url))))
-            async with unchecked_client(app) as client:
-                assert error_of(await client.get("/fails"), 500)["code"] == "internal_error"
-                assert error_of(await client.get("/no/such/path"), 404)["code"] == "not_found"
-    finally:
-        logging.getLogger().removeHandler(handler)
+    with recorded_spans() as exporter:
+        app = with_routes(create_app(Settings(database_url=SecretStr(postgres_url))))
+        async with unchecked_client(app) as client:
+            assert error_of(await client.get("/fails"), 500)["code"] == "internal_error"
+            assert error_of(await client.get("/no/such/path"), 404)["code"] == "not_found"
     spans = exporter.get_finished_spans()
     failed = server_span(spans, "GET /fails")
     assert attributes(failed)["error.type"] == "internal_error"
     assert failed.status.status_code.name == "ERROR"
     assert failed.context is not None
-    lines = [json.loads(line) for line in written.getvalue().splitlines()]
+    lines = [json.loads(line) for line in service_log.getvalue().splitlines()]
     (about,) = [line for line in lines if line["message"] == "about to fail"]
     assert about["trace_id"] == format(failed.context.trace_id, "032x")
     assert about["span_id"] == format(failed.context.span_id, "016x")

@@ -4,6 +4,7 @@ The scenarios themselves are in sequential.py and concurrency.py; each adds its
 variants' rows here, so that one runner reports them all.
 """
 
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -69,6 +70,24 @@ class Bench:
         ratios = {baseline: seconds / baseline_seconds}
         self.rows.append(Row(scenario, variant, {"seconds": seconds, **figures}, ratios))
 
+    def add_cpu_figures(
+        self,
+        scenario: str,
+        measured: Mapping[str, tuple[float, float]],
+        operations: int,
+        unit: str,
+        baseline: str,
+    ) -> None:
+        """A row per variant from its (wall, CPU) seconds: both per operation, and the CPU
+        as a multiple of the first variant's, named `cpu_of_<baseline>`."""
+        first_cpu = next(iter(measured.values()))[1]
+        for variant, (wall, cpu) in measured.items():
+            figures: dict[str, Figure] = {
+                "cpu_us": round(cpu / operations * 1e6, 1),
+                f"cpu_of_{baseline}": round(cpu / first_cpu, 3),
+            }
+            self.add(scenario, variant, wall / operations, unit=unit, **figures)
+
     async def time_each(
         self,
         scenario: str,
@@ -110,6 +129,19 @@ class Bench:
             ]
             await session.execute(insert(Post), posts)
         return keys
+
+
+async def wall_and_cpu(run: Callable[[], Awaitable[None]]) -> tuple[float, float]:
+    """One run's wall seconds and the CPU seconds this process spent on it."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    await run()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def best_of(repeat: int, run: Callable[[], Awaitable[None]]) -> tuple[float, float]:
+    """The fastest run's wall seconds and the least CPU seconds of this process, of `repeat`."""
+    walls, cpus = zip(*[await wall_and_cpu(run) for _ in range(repeat)], strict=True)
+    return min(walls), min(cpus)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ a hot standby of the benchmark's cluster; with its replay paused after a write,
 the routing sends this process's reads to the primary (read-your-writes).
 """
 
-import time
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -21,18 +20,7 @@ from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepos
 from {{ cookiecutter.package_name }}.localpg.cluster import SUPERUSER, Cluster
 from {{ cookiecutter.package_name }}.localpg.standby import standby_of
 from {{ cookiecutter.package_name }}.settings import Settings
-from benchmarks.data_layer.context import Bench, user_rows
-
-
-async def best_of(repeat: int, run: Callable[[], Awaitable[None]]) -> tuple[float, float]:
-    """The fastest run's wall seconds and the least CPU seconds of this process, of `repeat`."""
-    walls, cpus = [], []
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        await run()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return min(walls), min(cpus)
+from benchmarks.data_layer.context import Bench, best_of, user_rows
 
 
 def set_replay(standby: Cluster, *, paused: bool) -> None:
@@ -89,13 +77,4 @@ async def routed_reads(bench: Bench, keys: list[Key], primary: Cluster) -> None:
             set_replay(standby, paused=False)
         finally:
             await routed.dispose()
-    primary_cpu = next(iter(measured.values()))[1]
-    for variant, (wall, cpu) in measured.items():
-        bench.add(
-            scenario,
-            variant,
-            wall / len(wanted),
-            unit="per read",
-            cpu_us=round(cpu / len(wanted) * 1e6, 1),
-            cpu_of_primary=round(cpu / primary_cpu, 3),
-        )
+    bench.add_cpu_figures(scenario, measured, len(wanted), "per read", "primary")

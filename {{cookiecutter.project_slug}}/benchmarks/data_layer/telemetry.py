@@ -18,8 +18,7 @@ from {{ cookiecutter.package_name }}.db.engine import create_read_engine_from_se
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, make_read_session_factory
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.observability import tracing
-from benchmarks.data_layer.context import Bench
-from benchmarks.data_layer.replicas import best_of
+from benchmarks.data_layer.context import Bench, wall_and_cpu
 
 
 async def telemetry_cost(bench: Bench, keys: list[Key]) -> None:
@@ -59,7 +58,7 @@ async def telemetry_cost(bench: Bench, keys: list[Key]) -> None:
         for _ in range(bench.sizes.repeat):
             for variant, (_, traced) in variants.items():
                 tracing.use_provider(provider if traced else None)
-                wall, cpu = await best_of(1, runs[variant])
+                wall, cpu = await wall_and_cpu(runs[variant])
                 best_wall, best_cpu = measured.get(variant, (wall, cpu))
                 measured[variant] = (min(wall, best_wall), min(cpu, best_cpu))
                 exporter.clear()
@@ -68,13 +67,4 @@ async def telemetry_cost(bench: Bench, keys: list[Key]) -> None:
         provider.shutdown()
         for engine, _ in variants.values():
             await engine.dispose()
-    off_cpu = measured["off"][1]
-    for variant, (wall, cpu) in measured.items():
-        bench.add(
-            scenario,
-            variant,
-            wall / len(wanted),
-            unit="per request",
-            cpu_us=round(cpu / len(wanted) * 1e6, 1),
-            cpu_of_off=round(cpu / off_cpu, 3),
-        )
+    bench.add_cpu_figures(scenario, measured, len(wanted), "per request", "off")

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import URL, BigInteger, Column, Identity, Table, make_url
 
@@ -22,7 +23,7 @@ from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, SUPERUSER, Cluster
 from {{ cookiecutter.package_name }}.localpg.embedded import (
     IN_USE_LOCK,
     STANDS_IN_FOR,
@@ -117,6 +118,18 @@ def test_migrate_creates_the_embedded_default_and_it_keeps_its_data(in_project: 
     assert (datadir_of(in_project) / "PG_VERSION").is_file()
     with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url, connect(url) as connection:
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
+
+
+def test_the_embedded_default_serves_as_a_role_that_may_not_change_the_schema(
+    in_project: Path,
+) -> None:
+    with cli.configured_database(get_settings()) as settings:
+        service, owner = settings.url("psycopg"), settings.migration_url("psycopg")
+        assert (service.username, owner.username) == (APP_ROLE, SUPERUSER)
+        with connect(service) as connection:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                connection.execute("CREATE TABLE intruder (id int)")
 
 
 COMMANDS_ON_THE_CLUSTER = [
@@ -312,7 +325,7 @@ def test_a_blank_revision_needs_no_database(
 def test_migrate_behind_a_held_lock_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, postgres_url: str
 ) -> None:
-    def held(url: URL) -> None:
+    def held(url: URL, app_role: str | None) -> None:
         raise MigrationLockTimeout("revision 0003 waited more than 5 s for a lock")
 
     monkeypatch.setattr(cli, "upgrade_database", held)

@@ -26,7 +26,9 @@ from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.roles import RoleError
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.logs import configure_logging
@@ -86,21 +88,35 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextmanager
 def configured_database(settings: Settings) -> Iterator[Settings]:
-    """The settings as given, or pointed at the embedded cluster when no URL is set."""
+    """The settings as given, or pointed at the embedded cluster when no URL is set: the
+    service as a role of its own, the migrations as the superuser, which owns the tables."""
     if settings.database_url is not None:
         yield settings
         return
-    with embedded_cluster(EMBEDDED_DIR, database="{{ cookiecutter.package_name }}") as url:
+    app_role = settings.app_role or APP_ROLE
+    database = "{{ cookiecutter.package_name }}"
+    with embedded_cluster(EMBEDDED_DIR, database, app_role) as owner_url:
+        app_url = owner_url.set(username=app_role)
         # Printed in libpq form so it can be pasted into psql.
-        libpq_url = f"postgresql://{url.username}@/{url.database}?host={url.query['host']}"
-        logger.info("DATABASE_URL is not set: using the private PostgreSQL at %s", libpq_url)
+        libpq_url = f"postgresql://{app_role}@/{app_url.database}?host={app_url.query['host']}"
+        logger.info(
+            "DATABASE_URL is not set: using the private PostgreSQL at %s (migrated by %s)",
+            libpq_url,
+            owner_url.username,
+        )
         yield settings.model_copy(
-            update={"database_url": SecretStr(url.render_as_string(hide_password=False))}
+            update={
+                "database_url": SecretStr(app_url.render_as_string(hide_password=False)),
+                "database_migration_url": SecretStr(
+                    owner_url.render_as_string(hide_password=False)
+                ),
+                "app_role": app_role,
+            }
         )
 
 
 def migrate(settings: Settings) -> None:
-    upgrade_database(settings.url("psycopg"))
+    upgrade_database(settings.migration_url("psycopg"), app_role=settings.grantee)
     logger.info("the database is at the latest revision")
 
 
@@ -133,7 +149,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from {{ cookiecutter.package_name }}.api import create_app
+    from {{ cookiecutter.package_name }}.db.roles import check_service_role
+    from {{ cookiecutter.package_name }}.features import load_models
 
+    check_service_role(settings, load_models().tables)
     with shared_metrics(workers):
         if settings.metrics_enabled and settings.metrics_port is not None:
             serve_metrics(settings.metrics_port, host)
@@ -217,7 +236,7 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
         if arguments.command == "migrate" or settings.database_url is None:
             migrate(database_settings)
         if arguments.command == "revision":
-            return revision(arguments.message, database_settings.url("psycopg"))
+            return revision(arguments.message, database_settings.migration_url("psycopg"))
 {%- if cookiecutter.use_fastapi %}
         if arguments.command == "serve":
             serve(database_settings, arguments.host, arguments.port, arguments.workers)
@@ -252,7 +271,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             error.pid,
         )
         return 1
-    except (PostgresNotFound, ClusterError, MigrationTimeout, TracingSettingError) as error:
+    except (
+        PostgresNotFound,
+        ClusterError,
+        MigrationTimeout,
+        RoleError,
+        TracingSettingError,
+    ) as error:
         logger.error("%s", error)
         return 1
     except OperationalError as error:

@@ -67,6 +67,17 @@ class Settings(BaseSettings):
         SecretStr | None, Field(validation_alias=AliasChoices("DATABASE_URL", "database_url"))
     ] = None
 
+    # Least privilege (db/roles.py): `migrate`, `revision` and `alembic` connect with
+    # this URL, the owner's, when DATABASE_URL's role may not change the schema.
+    # Unset: with DATABASE_URL, whose role then owns what it migrates.
+    database_migration_url: Annotated[
+        SecretStr | None,
+        Field(validation_alias=AliasChoices("DATABASE_MIGRATION_URL", "database_migration_url")),
+    ] = None
+    # DB_APP_ROLE: the role the migrations grant the service's privileges to. Unset:
+    # DATABASE_URL's, when DATABASE_MIGRATION_URL connects as another role (`grantee`).
+    app_role: str | None = Field(default=None, max_length=63)
+
     # Streaming replicas that serve read-only sessions (db/replicas/), comma-separated.
     # Unset or empty: every read runs on the primary.
     database_replica_urls: Annotated[
@@ -149,6 +160,19 @@ class Settings(BaseSettings):
             parse_database_url(value.get_secret_value())
         return value
 
+    @field_validator("database_migration_url")
+    @classmethod
+    def _migration_url_must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_database_url(value.get_secret_value(), "DATABASE_MIGRATION_URL")
+        return value
+
+    @field_validator("app_role")
+    @classmethod
+    def _blank_role_is_none(cls, value: str | None) -> str | None:
+        # DB_APP_ROLE= (blank) is unset.
+        return (value or "").strip() or None
+
     @field_validator("database_replica_urls")
     @classmethod
     def _replicas_must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
@@ -165,6 +189,15 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _migration_url_needs_the_service_url(self) -> "Settings":
+        if self.database_url is None and self.database_migration_url is not None:
+            raise ValueError(
+                "DATABASE_MIGRATION_URL needs DATABASE_URL: set it to the URL the service "
+                "connects with, as the role the migrations grant to"
+            )
+        return self
+
     def url(self, driver: str = "asyncpg") -> URL:
         """The configured URL for the given driver (asyncpg or psycopg)."""
         if self.database_url is None:
@@ -175,6 +208,29 @@ class Settings(BaseSettings):
             )
         url = parse_database_url(self.database_url.get_secret_value())
         return url.set(drivername=f"postgresql+{driver}")
+
+    def migration_url(self, driver: str = "psycopg") -> URL:
+        """Where migrations run: DATABASE_MIGRATION_URL, else DATABASE_URL."""
+        if self.database_migration_url is None:
+            return self.url(driver)
+        url = parse_database_url(
+            self.database_migration_url.get_secret_value(), "DATABASE_MIGRATION_URL"
+        )
+        return url.set(drivername=f"postgresql+{driver}")
+
+    @property
+    def grantee(self) -> str | None:
+        """The role the migrations grant the service's privileges to: DB_APP_ROLE, else
+        DATABASE_URL's user when DATABASE_MIGRATION_URL connects as another.
+
+        None when one role both migrates and serves: it owns the tables, and needs no grant.
+        """
+        if self.app_role is not None:
+            return self.app_role
+        if self.database_url is None or self.database_migration_url is None:
+            return None
+        service_user = self.url().username
+        return service_user if service_user != self.migration_url().username else None
 
     def replica_urls(self, driver: str = "asyncpg") -> list[URL]:
         """The configured replicas' URLs for the given driver; empty when there are none."""

@@ -3,6 +3,8 @@
 Each migration transaction runs under the lock and statement timeouts of
 MigrationLimits (db/migration_limits.py), and `upgrade_database` tries a revision
 that gave up waiting for a lock again after a pause, a bounded number of times.
+Given the service's role, each revision grants it what the service needs
+(db/roles.py).
 """
 
 import logging
@@ -27,6 +29,7 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
     lock_timeout_error,
     statement_timeout_error,
 )
+from {{ cookiecutter.package_name }}.db.roles import grant, require_role, schema_change_refused
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
 from {{ cookiecutter.package_name }}.observability.tracing import span
 
@@ -40,14 +43,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The advisory lock migrations/env.py takes, so that instances starting together
 # migrate one after another. Any fixed number will do if every process uses it.
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
-# Where alembic_config() puts the limits for migrations/env.py to read.
+# Where alembic_config() puts the limits and the role to grant to for migrations/env.py.
 LIMITS_ATTRIBUTE = "migration_limits"
+APP_ROLE_ATTRIBUTE = "app_role"
 
 
 def alembic_config(
-    connection: Connection | None = None, limits: MigrationLimits | None = None
+    connection: Connection | None = None,
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
 ) -> "Config":
-    """The project's Alembic config, optionally bound to an open connection and limits."""
+    """The project's Alembic config, optionally bound to an open connection, limits and
+    the role each revision grants the service's privileges to (with a connection and no
+    role: none)."""
     # Imported on use: the test harness imports this module at every start but
     # migrates only when it rebuilds its cache, and Alembic is slow to import.
     from alembic.config import Config
@@ -67,6 +75,8 @@ def alembic_config(
         config.attributes["connection"] = connection
     if limits is not None:
         config.attributes[LIMITS_ATTRIBUTE] = limits
+    if connection is not None or app_role is not None:
+        config.attributes[APP_ROLE_ATTRIBUTE] = app_role
     return config
 
 
@@ -116,28 +126,42 @@ def limited_transactions(connection: Connection, limits: MigrationLimits) -> Ite
 
 
 def upgrade(
-    connection: Connection, revision: str = "head", limits: MigrationLimits | None = None
+    connection: Connection,
+    revision: str = "head",
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
 ) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(connection, limits), revision)
+    command.upgrade(alembic_config(connection, limits, app_role), revision)
 
 
-def downgrade(connection: Connection, revision: str, limits: MigrationLimits | None = None) -> None:
+def downgrade(
+    connection: Connection,
+    revision: str,
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
+) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(connection, limits), revision)
+    command.downgrade(alembic_config(connection, limits, app_role), revision)
 
 
 def upgrade_database(
-    url: URL, revision: str = "head", limits: MigrationLimits | None = None
+    url: URL,
+    revision: str = "head",
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
 ) -> None:
     """Upgrade the database at `url`, each revision in a transaction of its own, under
-    `limits` (from the settings by default).
+    `limits` (from the settings by default); with `app_role`, grant it the service's
+    privileges after each revision and once more at the end, for the tables that were
+    there already.
 
     A revision whose wait for a lock timed out is tried again after a pause, up to
     `limits.lock_attempts` times in all; then MigrationLockTimeout is raised. A
-    statement past the statement timeout raises MigrationStatementTimeout.
+    statement past the statement timeout raises MigrationStatementTimeout. A missing
+    `app_role`, or a role at `url` that may not change the schema, raises RoleError.
     """
     limits = limits or MigrationLimits.from_settings()
     engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
@@ -147,21 +171,40 @@ def upgrade_database(
             span("migrate", **{"db.namespace": url.database or ""}),
             engine.connect() as connection,
         ):
+            if app_role is not None:
+                require_role(connection, app_role)
             # Held through the attempts and the pauses between them, so that other
             # instances wait here rather than on the table. Should the connection
             # break, the server releases the lock with it.
             hold = nullcontext() if limits.one_transaction else migration_lock(connection)
             with hold:
-                upgrade_with_retries(connection, revision, limits)
+                upgrade_with_retries(connection, revision, limits, app_role)
+                if app_role is not None:
+                    grant_under_limits(connection, app_role, limits)
+    except DBAPIError as error:
+        if (refused := schema_change_refused(error, url.username)) is not None:
+            raise refused from error
+        raise
     finally:
         engine.dispose()
 
 
-def upgrade_with_retries(connection: Connection, revision: str, limits: MigrationLimits) -> None:
+def grant_under_limits(connection: Connection, role: str, limits: MigrationLimits) -> None:
+    """Grant `role` the service's privileges in a transaction of their own, as a revision
+    would: under the migration lock (the session's, taken again) and the limits."""
+    with connection.begin(), migration_lock(connection):
+        for statement in limits.statements():
+            connection.exec_driver_sql(statement)
+        grant(connection, role)
+
+
+def upgrade_with_retries(
+    connection: Connection, revision: str, limits: MigrationLimits, app_role: str | None = None
+) -> None:
     for attempt in range(1, limits.lock_attempts + 1):
         try:
             with connection.begin() if limits.one_transaction else nullcontext():
-                upgrade(connection, revision, limits)
+                upgrade(connection, revision, limits, app_role)
             return
         except DBAPIError as error:
             if (timed_out := statement_timeout_error(error, limits)) is not None:

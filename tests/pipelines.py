@@ -278,6 +278,11 @@ class RunningService:
         assert result.returncode == 0, result.stderr
         return result.stdout.split()
 
+    def roles(self) -> list[str]:
+        result = self.query("SELECT rolname FROM pg_roles ORDER BY rolname")
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
 
 def port_is_free(port: int) -> bool:
     with socket.socket() as probe:

@@ -205,19 +205,44 @@ def assert_docker(project: Path, values: dict[str, Any]) -> None:
     assert "pg_basebackup --host=db" in script
     assert '"$$PGDATA/PG_VERSION"' in script
     assert "--write-recovery-conf" in script
-    app = compose["services"]["app"]
-    assert app["build"] == "."
+    # Two roles: the image's superuser owns the tables and migrates; its init script makes
+    # the service's, which `migrate` grants what the service needs.
     database_path = f"5432/{values['package_name']}"
-    assert app["environment"]["DATABASE_URL"].endswith(f"@db:{database_path}")
-    assert app["environment"]["DATABASE_REPLICA_URLS"].endswith(f"@db-replica:{database_path}")
-    assert app["depends_on"]["db"]["condition"] == "service_healthy"
-    assert ("ports" in app) == values["use_fastapi"]
+    owner_url = f"postgresql://owner:owner@db:{database_path}"
+    app_url = f"postgresql://app:app@db:{database_path}"
+    assert database["environment"]["POSTGRES_USER"] == "owner"
+    init_script = {"source": "app_role", "target": "/docker-entrypoint-initdb.d/app-role.sql"}
+    assert init_script in database["configs"]
+    assert compose["configs"]["app_role"]["content"] == "CREATE ROLE app LOGIN PASSWORD 'app';\n"
+    assert "--username=owner" in script
+    migrate = compose["services"]["migrate"]
+    assert migrate["build"] == "."
+    assert migrate["command"] == [values["package_name"], "migrate"]
+    assert migrate["environment"]["DATABASE_MIGRATION_URL"] == owner_url
+    assert migrate["environment"]["DATABASE_URL"] == app_url
+    assert migrate["environment"]["DB_APP_ROLE"] == "app"
+    assert migrate["depends_on"]["db"]["condition"] == "service_healthy"
+    # Nothing to serve without FastAPI: the migrations are the whole service.
+    services = [migrate]
+    assert ("app" in compose["services"]) == values["use_fastapi"]
+    if values["use_fastapi"]:
+        app = compose["services"]["app"]
+        services.append(app)
+        assert app["build"] == "."
+        assert app["command"] == [values["package_name"], "serve", "--host", "0.0.0.0"]
+        assert app["environment"]["DATABASE_URL"] == app_url
+        assert "DATABASE_MIGRATION_URL" not in app["environment"]
+        replicas = f"postgresql://app:app@db-replica:{database_path}"
+        assert app["environment"]["DATABASE_REPLICA_URLS"] == replicas
+        assert app["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        assert app["ports"] == ["8000:8000"]
     # The service's traces go to the Jaeger beside it, over OTLP/HTTP, shown on 16686.
     jaeger = compose["services"]["jaeger"]
     receiver = "receivers.otlp.protocols.http.endpoint=0.0.0.0:4318"
     assert jaeger["command"] == ["--set", receiver]
-    assert app["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
-    assert app["environment"]["OTEL_SERVICE_NAME"] == values["package_name"]
+    for service in services:
+        assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        assert service["environment"]["OTEL_SERVICE_NAME"] == values["package_name"]
     assert jaeger["ports"] == ["16686:16686"]
     assert ".env" in (project / ".dockerignore").read_text().splitlines()
 

@@ -1,9 +1,11 @@
-"""Slow tier: the rendered compose.yaml's replica, run as written, without Docker.
+"""Slow tier: the rendered compose.yaml's replica and roles, run as written, without Docker.
 
 There is no Docker engine here, so each container is emulated by its effect, as
 tests/pipelines.py does for CI services. `db` is this machine's PostgreSQL,
 initialised as the official image does (the POSTGRES_* user, password and
-database) and started with the service's own command and pg_hba config.
+database, then the SQL files mounted in /docker-entrypoint-initdb.d) and started
+with the service's own command and pg_hba config. `migrate` runs the rendered
+project's command with its environment, the service names replaced by addresses.
 `db-replica`'s command runs as written, as the postgres account its `user:`
 names, in a mount namespace where the service names resolve: `db` to
 127.0.0.2, `db-replica` to 127.0.0.3, standing in for each container's own
@@ -30,13 +32,14 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.commands import in_mount_namespace
+from tests.commands import UV, in_mount_namespace, run
 from tests.pipelines import SERVER_BINDIR, as_server_account, exclusive, hand_over
 from tests.rendering import render_into
 
 pytestmark = pytest.mark.slow
 
 ADDRESSES = {"db": "127.0.0.2", "db-replica": "127.0.0.3"}
+INIT_FOLDER = "/docker-entrypoint-initdb.d/"
 LOCK = Path("/tmp/template-compose-emulation.lock")
 
 
@@ -59,6 +62,11 @@ class URL:
             database=parts.path.lstrip("/"),
         )
 
+    def text(self) -> str:
+        return (
+            f"postgresql://{self.username}:{self.password}@{self.host}:{self.port}/{self.database}"
+        )
+
 
 @dataclass(frozen=True)
 class Services:
@@ -77,10 +85,19 @@ class Services:
     def replica(self) -> dict[str, Any]:
         return dict(self.compose["services"]["db-replica"])
 
-    def app_url(self, variable: str) -> URL:
-        """The app's URL from its environment, with the service name replaced by its address."""
-        url = URL.parse(self.compose["services"]["app"]["environment"][variable])
+    def url(self, service: str, variable: str) -> URL:
+        """A URL from a service's environment, with the service name replaced by its address."""
+        url = URL.parse(self.compose["services"][service]["environment"][variable])
         return replace(url, host=ADDRESSES[url.host])
+
+    def init_scripts(self) -> list[str]:
+        """The SQL the image runs when it creates the cluster, in the order of its file names."""
+        mounted = {
+            config["target"]: self.compose["configs"][config["source"]]["content"]
+            for config in self.db.get("configs", [])
+            if config["target"].startswith(INIT_FOLDER) and config["target"].endswith(".sql")
+        }
+        return [mounted[target] for target in sorted(mounted)]
 
 
 def psql(url: URL, statement: str) -> subprocess.CompletedProcess[str]:
@@ -206,7 +223,9 @@ def primary(services: Services) -> Iterator[URL]:
             f"listen_addresses = '{ADDRESSES['db-replica']}'\n"
             f"unix_socket_directories = '{replica_sockets}'\n"
         )
-    [hba_target] = [config["target"] for config in services.db["configs"]]
+    [hba_target] = [
+        config["target"] for config in services.db["configs"] if config["source"] == "pg_hba"
+    ]
     command = compose_command(services.db["command"], {hba_target: str(hba_file)})
     assert command[0] == "postgres"
     server = [
@@ -232,7 +251,11 @@ def primary(services: Services) -> Iterator[URL]:
         eventually(admin, "SELECT 1", "1", container, log)
         created = psql(admin, f'CREATE DATABASE "{environment["POSTGRES_DB"]}"')
         assert created.returncode == 0, created.stderr
-        yield replace(admin, database=environment["POSTGRES_DB"])
+        db = replace(admin, database=environment["POSTGRES_DB"])
+        for script in services.init_scripts():
+            initialised = psql(db, script)
+            assert initialised.returncode == 0, initialised.stderr
+        yield db
 
 
 def replica_up(services: Services) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
@@ -272,11 +295,14 @@ def test_the_compose_replica_streams_from_db_and_the_app_reaches_it(
     services = Services(yaml.safe_load((project / "compose.yaml").read_text()), workspace)
     log = workspace / "replica.log"
     with exclusive(LOCK), primary(services) as db:
-        reads = services.app_url("DATABASE_REPLICA_URLS")
-        assert services.app_url("DATABASE_URL") == db
+        reads = services.url("app", "DATABASE_REPLICA_URLS")
+        assert services.url("migrate", "DATABASE_MIGRATION_URL") == db
         with replica_up(services) as container:
             eventually(reads, "SELECT pg_is_in_recovery()", "t", container, log)
-            assert psql(db, "CREATE TABLE seen (note text)").returncode == 0
+            # Granted as `migrate` would: the replica's reads run as the service's role.
+            table = f"CREATE TABLE seen (note text); GRANT SELECT ON seen TO {reads.username}"
+            created = psql(db, table)
+            assert created.returncode == 0, created.stderr
             assert psql(db, "INSERT INTO seen VALUES ('first up')").returncode == 0
             eventually(reads, "SELECT string_agg(note, ',') FROM seen", "first up", container, log)
         # Written while the replica is down; the second `up` keeps its data and catches up.
@@ -290,3 +316,46 @@ def test_the_compose_replica_streams_from_db_and_the_app_reaches_it(
                 log,
             )
             assert psql(reads, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the server as postgres")
+def test_compose_migrates_as_the_owner_and_serves_as_a_role_that_may_not_change_the_schema(
+    workspace: Path,
+) -> None:
+    project = render_into(workspace, use_docker=True)
+    assert UV is not None
+    run(project, UV, "sync", "--quiet", "--locked", "--no-dev")
+    services = Services(yaml.safe_load((project / "compose.yaml").read_text()), workspace)
+    with exclusive(LOCK), primary(services) as db:
+        service = services.url("app", "DATABASE_URL")
+        assert (service.username, services.url("migrate", "DATABASE_URL")) == ("app", service)
+        # Before `migrate`: the image's init script made the role, no superuser.
+        superuser = psql(service, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        assert superuser.stdout.strip() == "f", superuser.stderr
+        environment = {
+            "PATH": os.environ["PATH"],
+            **{
+                variable: services.url("migrate", variable).text()
+                for variable in ("DATABASE_URL", "DATABASE_MIGRATION_URL")
+            },
+            "DB_APP_ROLE": services.compose["services"]["migrate"]["environment"]["DB_APP_ROLE"],
+        }
+        executable, *arguments = services.compose["services"]["migrate"]["command"]
+        # Not commands.run, which leaves DATABASE_URL out.
+        migrated = subprocess.run(
+            [str(project / ".venv" / "bin" / executable), *arguments],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert migrated.returncode == 0, migrated.stderr
+        assert psql(db, "SELECT count(*) FROM alembic_version").stdout.strip() == "1"
+        written = psql(
+            service,
+            "INSERT INTO users (email, name) VALUES ('ada@example.com', 'Ada') RETURNING name",
+        )
+        assert written.stdout.splitlines()[:1] == ["Ada"], written.stderr
+        refused = psql(service, "CREATE TABLE intruder (id int)")
+        assert "permission denied for schema public" in refused.stderr

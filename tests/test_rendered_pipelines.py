@@ -72,7 +72,7 @@ def test_rendered_pipeline_passes(workspace: Path, answers: dict[str, Any]) -> N
     assert job.ci == answers["ci"]
     assert UV is not None
     with postgres_service(job.service, workspace / "service") as service:
-        fresh_databases = service.databases()
+        fresh_databases, fresh_roles = service.databases(), service.roles()
         machine = prepare_machine(job, workspace / "runner")
         if job.ci == "gitlab":
             assert_machine_is_the_image(job, machine, project)
@@ -80,8 +80,9 @@ def test_rendered_pipeline_passes(workspace: Path, answers: dict[str, Any]) -> N
         print(f"{job.ci} pipeline, step times:\n{result.timings()}")
         if result.failed is not None:
             pytest.fail(result.failure_report(), pytrace=False)
-        # The suite drops the test_* databases it made; nothing else may appear either.
+        # The suite drops the test_* databases and roles it made; nothing else may appear either.
         left_behind = sorted(set(service.databases()) - set(fresh_databases))
+        left_behind += sorted(set(service.roles()) - set(fresh_roles))
     assert left_behind == []
 
 

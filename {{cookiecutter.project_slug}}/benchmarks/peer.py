@@ -19,9 +19,10 @@ from benchmarks.reporting import best_of, progress
 PEER_TEST = """
 def test_INDEX(postgresql):
     with postgresql.cursor() as cursor:
-        cursor.execute("INSERT INTO alembic_version VALUES (%s)", ("bINDEX",))
+        cursor.execute("CREATE TEMPORARY TABLE probe (v text)")
+        cursor.execute("INSERT INTO probe VALUES (%s)", ("bINDEX",))
         postgresql.commit()
-        cursor.execute("SELECT count(*) FROM alembic_version")
+        cursor.execute("SELECT count(*) FROM probe")
         assert cursor.fetchone()[0] >= 1
 """
 PEER_BARE_TEST = "\ndef test_INDEX(postgresql):\n    assert postgresql is not None\n"

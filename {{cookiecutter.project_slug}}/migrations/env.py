@@ -10,25 +10,34 @@ every revision runs in that transaction; otherwise each revision commits on its
 own, so that the locks it took are released before the next one starts. Offline
 (`alembic upgrade --sql`) writes PostgreSQL SQL and needs neither DATABASE_URL nor
 a server.
+
+After each revision, in its transaction, the service's role is granted what the
+service needs on the tables it made (db/roles.py): the role code hands in with the
+connection, or, for the `alembic` command line, the settings' (DB_APP_ROLE). The
+command line connects with DATABASE_MIGRATION_URL when it is set.
 """
 
 import asyncio
 import logging.config
+from collections.abc import Collection, Mapping
 from contextlib import AbstractContextManager
-from typing import Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLimits
 from {{ cookiecutter.package_name }}.db.migrations import (
+    APP_ROLE_ATTRIBUTE,
     LIMITS_ATTRIBUTE,
     MIGRATION_LOCK,
     limited_transactions,
     migration_lock,
 )
+from {{ cookiecutter.package_name }}.db.roles import grants
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.settings import get_settings
 
@@ -46,6 +55,26 @@ target_metadata = load_models()
 limits: MigrationLimits = config.attributes.get(LIMITS_ATTRIBUTE) or MigrationLimits.from_settings(
     get_settings()
 )
+app_role: str | None = (
+    config.attributes[APP_ROLE_ATTRIBUTE]
+    if APP_ROLE_ATTRIBUTE in config.attributes
+    else get_settings().granted_role()
+)
+
+
+def grant_to_app_role(
+    ctx: MigrationContext,
+    step: MigrationInfo,
+    heads: Collection[Any],
+    run_args: Mapping[str, Any],
+) -> None:
+    # In the revision's transaction: no instance of the service sees its tables without the grants.
+    assert app_role is not None
+    ctx.execute(grants(app_role))
+
+
+# Upgrades and downgrades alike: a downgrade may make a table again.
+GRANT_AFTER_EACH_REVISION = grant_to_app_role if app_role is not None else None
 
 
 def run_migrations(connection: Connection) -> None:
@@ -59,6 +88,7 @@ def run_migrations(connection: Connection) -> None:
             compare_type=True,
             compare_server_default=True,
             transaction_per_migration=per_revision,
+            on_version_apply=GRANT_AFTER_EACH_REVISION,
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -126,6 +156,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         dialect_opts={"paramstyle": "named"},
+        on_version_apply=GRANT_AFTER_EACH_REVISION,
     )
     with context.begin_transaction():
         # The same lock and timeouts as online, for whoever runs this SQL.

@@ -21,6 +21,7 @@ from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, tran
 from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.replicas import ReplicaServer
+from tests.harness.servers import Owner
 
 NOTES_TABLE = "CREATE TABLE notes (id integer PRIMARY KEY, body text NOT NULL)"
 NOTES = table("notes", column("id"), column("body"))
@@ -85,12 +86,8 @@ async def read_note(sessions: AsyncSessionFactory, note_id: int) -> tuple[str | 
         return row[0], row[1]
 
 
-async def create_notes_table(postgres_url: str) -> None:
-    async with (
-        routed_database(Settings(database_url=SecretStr(postgres_url))) as database,
-        transaction(database.sessions) as session,
-    ):
-        await session.execute(text(NOTES_TABLE))
+async def create_notes_table(owner: Owner) -> None:
+    await owner.execute(NOTES_TABLE)
 
 
 async def write_note(database: Database, note_id: int, body: str) -> None:

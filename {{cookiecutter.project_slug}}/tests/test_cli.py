@@ -23,7 +23,7 @@ from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, SUPERUSER, Cluster
 from {{ cookiecutter.package_name }}.localpg.embedded import (
     IN_USE_LOCK,
     STANDS_IN_FOR,
@@ -120,12 +120,13 @@ def test_migrate_creates_the_embedded_default_and_it_keeps_its_data(in_project: 
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
 
 
-def test_the_embedded_service_role_reads_and_writes_but_cannot_change_the_schema(
+def test_the_embedded_default_serves_as_a_role_that_may_not_change_the_schema(
     in_project: Path,
 ) -> None:
-    with embedded_cluster(cli.EMBEDDED_DIR, DATABASE) as url:
-        service = url.set(username=cli.EMBEDDED_APP_ROLE)
-        with connect(service, autocommit=True) as connection:
+    with cli.configured_database(get_settings()) as settings:
+        service, owner = settings.url("psycopg"), settings.migration_url_for("psycopg")
+        assert (service.username, owner.username) == (APP_ROLE, SUPERUSER)
+        with connect(service) as connection:
             assert connection.execute("SELECT version_num FROM alembic_version").fetchone()
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 connection.execute("CREATE TABLE intruder (id int)")

@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_settings
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, Cluster
 from {{ cookiecutter.package_name }}.settings import get_settings
 from tests.faults import POOL_TIMEOUT, SECRET, UNREACHABLE_URL, one_connection_settings
 
@@ -58,7 +58,9 @@ async def test_a_connection_the_server_closed_is_replaced_without_a_failed_reque
 async def test_the_next_unit_of_work_succeeds_after_a_database_restart(
     restartable_cluster: Cluster,
 ) -> None:
-    settings = one_connection_settings(restartable_cluster.url(MIGRATED_DATABASE))
+    settings = one_connection_settings(
+        restartable_cluster.url(MIGRATED_DATABASE).set(username=APP_ROLE)
+    )
     engine = create_async_engine_from_settings(settings)
     try:
         assert await select_one(engine) == 1

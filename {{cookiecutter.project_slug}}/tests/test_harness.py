@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from {{ cookiecutter.package_name }}.localpg.cache import cache_key
@@ -18,7 +18,7 @@ from tests.harness.databases import (
     host_tag,
     reap_external,
 )
-from tests.harness.isolation import rolled_back_connection, savepoint_sessions
+from tests.harness.isolation import engine_for, rolled_back_connection, savepoint_sessions
 from tests.harness.queries import QueryGuard
 from tests.harness.servers import SessionDatabase
 
@@ -30,23 +30,30 @@ async def test_database_is_migrated(db_session: AsyncSession) -> None:
     assert version is not None
 
 
-async def test_commits_inside_a_test_do_not_survive_it(db_engine: AsyncEngine) -> None:
-    async with rolled_back_connection(db_engine) as connection:
-        await connection.execute(text("CREATE TABLE harness_probe (id int PRIMARY KEY)"))
-        async with savepoint_sessions(connection)() as session:
-            await session.execute(text("INSERT INTO harness_probe VALUES (1)"))
-            await session.commit()
-        assert await connection.scalar(text("SELECT count(*) FROM harness_probe")) == 1
+async def test_commits_inside_a_test_do_not_survive_it(database: SessionDatabase) -> None:
+    # As the owner: a table the service's role may not create, which another session sees.
+    owner_url = database.server.admin_url.set(database=database.url.database)
+    owner = engine_for(owner_url.render_as_string(hide_password=False))
+    try:
+        async with rolled_back_connection(owner) as connection:
+            await connection.execute(text("CREATE TABLE harness_probe (id int PRIMARY KEY)"))
+            async with savepoint_sessions(connection)() as session:
+                await session.execute(text("INSERT INTO harness_probe VALUES (1)"))
+                await session.commit()
+            assert await connection.scalar(text("SELECT count(*) FROM harness_probe")) == 1
 
-    async with db_engine.connect() as fresh:
-        exists = await fresh.scalar(text("SELECT to_regclass('harness_probe') IS NOT NULL"))
-    assert exists is False
+        async with owner.connect() as fresh:
+            exists = await fresh.scalar(text("SELECT to_regclass('harness_probe') IS NOT NULL"))
+        assert exists is False
+    finally:
+        await owner.dispose()
 
 
 async def test_code_under_test_may_commit_and_roll_back(
     db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
 ) -> None:
-    await db_session.execute(text("CREATE TABLE harness_probe (id int PRIMARY KEY)"))
+    # Temporary: the service's role may not create tables, and the sessions share a connection.
+    await db_session.execute(text("CREATE TEMPORARY TABLE harness_probe (id int PRIMARY KEY)"))
     await db_session.commit()
     async with db_sessions() as session:
         await session.execute(text("INSERT INTO harness_probe VALUES (1)"))
@@ -96,23 +103,28 @@ def test_the_next_run_drops_databases_a_killed_run_left_on_an_external_server(
     ours = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_probe"
     for name in (orphan, f"{orphan}_session", ours):
         database.server.create(name)
+    for role in (f"{orphan}_app", f"{ours}_app"):
+        database.server.create_role(role, "probe")
     try:
         reaped = reap_external(database.server)
         with database.server.connect() as connection:
             left = {
                 name
                 for (name,) in connection.execute(
-                    "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
-                    (EXTERNAL_PREFIX,),
+                    "SELECT datname FROM pg_database WHERE starts_with(datname, %s) "
+                    "UNION ALL SELECT rolname FROM pg_roles WHERE starts_with(rolname, %s)",
+                    (EXTERNAL_PREFIX, EXTERNAL_PREFIX),
                 )
             }
     finally:
         for name in (orphan, f"{orphan}_session", ours):
             database.server.drop(name)
-    # The copy before the template it came from.
-    assert reaped.index(f"{orphan}_session") < reaped.index(orphan)
-    assert ours in left
-    assert orphan not in left
+        for role in (f"{orphan}_app", f"{ours}_app"):
+            database.server.drop_role(role)
+    # The copy before the template it came from, and the role after both.
+    assert reaped.index(f"{orphan}_session") < reaped.index(orphan) < reaped.index(f"{orphan}_app")
+    assert {ours, f"{ours}_app"} <= left
+    assert not {orphan, f"{orphan}_app"} & left
 
 
 async def test_query_guard_fails_past_its_limit(

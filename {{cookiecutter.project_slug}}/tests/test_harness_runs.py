@@ -31,18 +31,19 @@ import json, os
 from pathlib import Path
 from sqlalchemy import text
 
-async def report(db_session, name):
-    row = (await db_session.execute(text(
-        "SELECT current_database(), current_setting('data_directory')"))).one()
+async def report(db_session, database, name):
+    # The data directory from the harness: the service's role may not read the setting.
+    current = (await db_session.execute(text("SELECT current_database()"))).scalar_one()
     out = Path(os.environ["HARNESS_REPORT_DIR"]) / f"{name}-{os.getpid()}.json"
-    out.write_text(json.dumps({"database": row[0], "data_directory": row[1]}))
+    data_directory = str(database.cluster.datadir)
+    out.write_text(json.dumps({"database": current, "data_directory": data_directory}))
 """
 FAILING_FIXTURE_TEST = """
 import pytest
 
 @pytest.fixture
-async def broken(db_session):
-    await report(db_session, "broken")
+async def broken(db_session, database):
+    await report(db_session, database, "broken")
     raise RuntimeError("a fixture failed")
 
 async def test_broken(broken):
@@ -50,8 +51,8 @@ async def test_broken(broken):
 """
 WAITING_TEST = """
 import asyncio
-async def test_wait(db_session):
-    await report(db_session, "wait")
+async def test_wait(db_session, database):
+    await report(db_session, database, "wait")
     await asyncio.sleep(120)
 """
 
@@ -59,8 +60,8 @@ SERVER_KILLING_TEST = """
 import signal, time
 from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 
-async def test_kill_the_server(db_session):
-    await report(db_session, "kill")
+async def test_kill_the_server(db_session, database):
+    await report(db_session, database, "kill")
     backend = (await db_session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
     data = json.loads(next(Path(os.environ["HARNESS_REPORT_DIR"]).glob("kill-*")).read_text())
     os.kill(postmaster_pid(Path(data["data_directory"])), signal.SIGKILL)
@@ -80,7 +81,8 @@ def write_tests(folder: Path, count: int = 0, extra: str = "") -> Path:
         REPORTING_TESTS
         + extra
         + "".join(
-            f"\nasync def test_{index}(db_session):\n    await report(db_session, 't{index}')\n"
+            f"\nasync def test_{index}(db_session, database):\n"
+            f"    await report(db_session, database, 't{index}')\n"
             for index in range(count)
         )
     )

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tests.harness.servers import SessionDatabase
+from tests.harness.servers import Owner, SessionDatabase
 
 pytestmark = pytest.mark.harness
 
@@ -20,9 +20,9 @@ async def test_gets_its_own_database(database: SessionDatabase, postgres_url: st
 
 @pytest.mark.isolated_db
 async def test_commits_are_visible_to_other_connections(
-    db_session: AsyncSession, db_engine: AsyncEngine
+    db_session: AsyncSession, db_engine: AsyncEngine, db_owner: Owner
 ) -> None:
-    await db_session.execute(text("CREATE TABLE visible (id int)"))
+    await db_owner.execute("CREATE TABLE visible (id int)")
     await db_session.execute(text("INSERT INTO visible VALUES (1)"))
     await db_session.commit()
     async with db_engine.connect() as other:
@@ -31,11 +31,11 @@ async def test_commits_are_visible_to_other_connections(
 
 @pytest.mark.isolated_db
 async def test_concurrent_transactions_on_separate_connections(
-    db_sessions: async_sessionmaker[AsyncSession], db_engine: AsyncEngine
+    db_sessions: async_sessionmaker[AsyncSession], db_engine: AsyncEngine, db_owner: Owner
 ) -> None:
-    async with db_engine.begin() as connection:
-        await connection.execute(text("CREATE TABLE counter (value int NOT NULL)"))
-        await connection.execute(text("INSERT INTO counter VALUES (0)"))
+    await db_owner.execute(
+        "CREATE TABLE counter (value int NOT NULL)", "INSERT INTO counter VALUES (0)"
+    )
 
     async def increment() -> None:
         async with db_sessions() as session, session.begin():

@@ -179,3 +179,18 @@ def test_upgrade_sql_needs_no_database_url(
     ):
         assert begin < sql.index(statement) < first_table
     assert sql.rstrip().endswith("COMMIT;")
+
+
+def test_upgrade_sql_grants_the_app_role_in_each_revision(
+    settings_environment: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("DB_APP_ROLE", "service's")
+    get_settings.cache_clear()
+    monkeypatch.chdir(tmp_path)
+    sql = offline_sql(alembic_config())
+    grant = "grantee text := 'service''s';"
+    revisions = sql.split("-- Running upgrade")[1:]
+    assert revisions
+    assert all(grant in revision for revision in revisions)
+    assert sql.rindex(grant) < sql.rindex("COMMIT;")

@@ -64,6 +64,12 @@ SCHEMA_QUERIES = {
           AND typrelid = 0
     """,
     "sequences": "SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'",
+    # What the service's role was granted on each table and sequence.
+    "privileges": """
+        SELECT relname, relacl::text FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND relname <> 'alembic_version'
+          AND relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+    """,
 }
 
 
@@ -98,19 +104,23 @@ def revisions_from_base() -> list[Script]:
     return list(reversed(list(ScriptDirectory.from_config(alembic_config()).walk_revisions())))
 
 
-def migrate(connection: Connection, step: str, revision: str) -> None:
-    (upgrade if step == "up" else downgrade)(connection, revision)
+def migrate(connection: Connection, step: str, revision: str, app_role: str | None = None) -> None:
+    (upgrade if step == "up" else downgrade)(connection, revision, app_role=app_role)
     connection.commit()
 
 
-def test_every_revision_goes_up_down_and_up_again(empty_database: Connection) -> None:
+def test_every_revision_goes_up_down_and_up_again(
+    empty_database: Connection, database: SessionDatabase
+) -> None:
+    # Granting to the service's role as `migrate` does: the round trip keeps the grants too.
+    role = database.app_role.name
     for revision in revisions_from_base():
         below = schema(empty_database)
-        migrate(empty_database, "up", revision.revision)
+        migrate(empty_database, "up", revision.revision, role)
         above = schema(empty_database)
-        migrate(empty_database, "down", str(revision.down_revision or "base"))
+        migrate(empty_database, "down", str(revision.down_revision or "base"), role)
         assert schema(empty_database) == below, f"{revision.revision} does not downgrade cleanly"
-        migrate(empty_database, "up", revision.revision)
+        migrate(empty_database, "up", revision.revision, role)
         assert schema(empty_database) == above, f"{revision.revision} differs after a round trip"
     assert set(inspect(empty_database).get_table_names()) - {"alembic_version"} == set(
         METADATA.tables

@@ -37,7 +37,7 @@ from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.pgbouncer import INSTALL_HINT, PgBouncerError, find_pgbouncer, pgbouncer
 from tests.harness.replicas import ReplicaServer
-from tests.harness.servers import SessionDatabase
+from tests.harness.servers import Owner, SessionDatabase
 from tests.replica_routing import (
     create_notes_table,
     read_note,
@@ -156,11 +156,15 @@ async def test_repository_through_pgbouncer(bounced: AsyncEngine) -> None:
 
 
 async def test_replicas_behind_pgbouncers_of_their_own_serve_reads(
-    bouncer: URL, postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+    bouncer: URL,
+    postgres_url: str,
+    replica_urls: list[str],
+    replica: ReplicaServer,
+    db_owner: Owner,
 ) -> None:
     executable = find_pgbouncer()
     assert executable is not None
-    await create_notes_table(postgres_url)
+    await create_notes_table(db_owner)
     replica.wait_caught_up()
     primary = bouncer.set(database=make_url(postgres_url).database)
     with pgbouncer(executable, make_url(replica_urls[0])) as replica_bouncer:

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.db.session import (
 )
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.harness.replicas import ReplicaServer
+from tests.harness.servers import Owner
 from tests.migration_copies import copy_migrations
 from tests.replica_routing import (
     NOTES,
@@ -64,9 +65,9 @@ def settings_for(postgres_url: str, replica_urls: list[str]) -> SettingsFor:
 
 
 @pytest.fixture
-async def notes_table(postgres_url: str, replica: ReplicaServer) -> None:
+async def notes_table(db_owner: Owner, replica: ReplicaServer) -> None:
     """The notes table, committed on the primary and replayed by the replica."""
-    await create_notes_table(postgres_url)
+    await create_notes_table(db_owner)
     replica.wait_caught_up()
 
 
@@ -357,6 +358,7 @@ async def test_without_replicas_reads_are_not_routed(postgres_url: str) -> None:
 async def test_migrations_run_on_the_primary_with_replicas_configured(
     settings_for: SettingsFor,
     replica: ReplicaServer,
+    db_owner: Owner,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -367,7 +369,9 @@ async def test_migrations_run_on_the_primary_with_replicas_configured(
         "op.drop_table('where_it_ran')",
     )
     replica.pause_replay()
-    await asyncio.to_thread(run, parse_arguments(["migrate"]), settings_for())
+    migration_url = db_owner.url.render_as_string(hide_password=False)
+    migrating = settings_for(database_migration_url=SecretStr(migration_url))
+    await asyncio.to_thread(run, parse_arguments(["migrate"]), migrating)
     async with routed_database(settings_for(), usable=False) as database:
         async with transaction(database.sessions) as session:
             ran: bool | None = (

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
+from tests.harness.servers import Owner
 {%- if cookiecutter.python_version == "3.11" %}
 
 T = TypeVar("T")
@@ -41,13 +42,12 @@ def attempts() -> Attempts:
 
 
 @pytest.fixture
-async def counter(db_engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+async def counter(db_engine: AsyncEngine, db_owner: Owner) -> async_sessionmaker[AsyncSession]:
     """Sessions on a committed one-row table; each session is its own connection."""
-    sessions = make_session_factory(db_engine)
-    async with transaction(sessions) as session:
-        await session.execute(text("CREATE TABLE counter (id int PRIMARY KEY, value int)"))
-        await session.execute(text("INSERT INTO counter VALUES (1, 0)"))
-    return sessions
+    await db_owner.execute(
+        "CREATE TABLE counter (id int PRIMARY KEY, value int)", "INSERT INTO counter VALUES (1, 0)"
+    )
+    return make_session_factory(db_engine)
 
 
 async def value(sessions: async_sessionmaker[AsyncSession]) -> int:
@@ -94,14 +94,17 @@ INCREMENT_ONE = text("UPDATE counter SET value = value + 1 WHERE id = :id")
 
 @pytest.mark.isolated_db
 async def test_opposite_lock_orders_deadlock_and_the_victim_is_retried(
-    counter: async_sessionmaker[AsyncSession], attempts: Attempts
+    counter: async_sessionmaker[AsyncSession], attempts: Attempts, db_owner: Owner
 ) -> None:
-    async with transaction(counter) as session:
-        await session.execute(text("INSERT INTO counter VALUES (2, 0)"))
+    # A deadlock found in 50 ms rather than a second. Only a superuser may set it: before
+    # the test's connections open, for its database.
+    await db_owner.execute(
+        f"ALTER DATABASE \"{db_owner.url.database}\" SET deadlock_timeout = '50ms'",
+        "INSERT INTO counter VALUES (2, 0)",
+    )
     both_hold_their_first_lock = asyncio.Barrier(2)
 
     async def lock_then_update(session: AsyncSession, first: int, second: int) -> None:
-        await session.execute(text("SET LOCAL deadlock_timeout = '50ms'"))
         await session.execute(INCREMENT_ONE, {"id": first})
         if attempts.count <= 2:
             await both_hold_their_first_lock.wait()

@@ -212,3 +212,45 @@ def test_a_url_that_would_split_wrongly_is_refused(url: str, message: str) -> No
         with pytest.raises(ValidationError, match=message) as raised:
             settings_for("postgresql://app@primary/app", **{setting: url})
         assert PASSWORD not in str(raised.value)
+
+
+def test_two_roles_migrate_as_the_owner_and_grant_to_the_service() -> None:
+    settings = settings_for(
+        "postgresql://app@db.internal/app",
+        database_migration_url=f"postgres://owner:{PASSWORD}@db.internal/app",
+    )
+    assert settings.url().username == "app"
+    migration_url = settings.migration_url_for()
+    assert (migration_url.drivername, migration_url.username) == ("postgresql+psycopg", "owner")
+    assert migration_url.password == PASSWORD
+    assert settings.granted_role() == "app"
+    assert PASSWORD not in repr(settings)
+
+
+def test_one_role_grants_nothing_unless_db_app_role_names_one() -> None:
+    one_role = settings_for("postgresql://app@db.internal/app")
+    assert one_role.migration_url_for() == one_role.url("psycopg")
+    assert one_role.granted_role() is None
+    same_role = settings_for(
+        "postgresql://app@db.internal/app",
+        database_migration_url="postgresql://app@db.internal/app",
+    )
+    assert same_role.granted_role() is None
+    named = settings_for("postgresql://app@db.internal/app", app_role="reporting")
+    assert named.granted_role() == "reporting"
+    assert settings_for("postgresql://app@db.internal/app", app_role=" ").granted_role() is None
+
+
+def test_a_migration_url_needs_the_service_url() -> None:
+    with pytest.raises(ValidationError, match="DATABASE_MIGRATION_URL needs DATABASE_URL"):
+        Settings(database_url=None, database_migration_url=SecretStr("postgresql://o@db/app"))
+
+
+def test_a_bad_migration_url_is_named_without_echoing_it() -> None:
+    with pytest.raises(ValidationError) as raised:
+        settings_for(
+            "postgresql://app@db.internal/app",
+            database_migration_url=f"mysql://owner:{PASSWORD}@db.internal/app",
+        )
+    assert "DATABASE_MIGRATION_URL must be a PostgreSQL URL" in str(raised.value)
+    assert PASSWORD not in str(raised.value)

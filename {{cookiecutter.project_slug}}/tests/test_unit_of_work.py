@@ -26,7 +26,9 @@ class Boom(Exception):
 
 @pytest.fixture
 async def probe(db_session: AsyncSession) -> AsyncSession:
-    await db_session.execute(text("CREATE TABLE uow_probe (id int PRIMARY KEY)"))
+    # Temporary: the service's role may not create tables, and the test's sessions share
+    # its connection.
+    await db_session.execute(text("CREATE TEMPORARY TABLE uow_probe (id int PRIMARY KEY)"))
     await db_session.commit()
     return db_session
 

@@ -23,17 +23,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-import psycopg
 from pydantic import SecretStr
 from sqlalchemy import URL
 from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.credentials import CredentialsUnavailable
-from {{ cookiecutter.package_name }}.db.grants import MissingAppRole
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
 from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
+from {{ cookiecutter.package_name }}.db.roles import RoleError
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE
 from {{ cookiecutter.package_name }}.localpg.embedded import embedded_cluster
 from {{ cookiecutter.package_name }}.localpg.errors import ClusterError, ClusterInUse
 from {{ cookiecutter.package_name }}.logs import LogFormat, configure_logging{% if cookiecutter.use_fastapi %}, server_log_config{% endif %}
@@ -54,8 +54,6 @@ from {{ cookiecutter.package_name }}.settings import (
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
 EMBEDDED_DIR = Path(".postgres")
-EMBEDDED_APP_ROLE = "{{ cookiecutter.package_name }}_app"
-ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = %s"
 # Loggers whose INFO lines say what a command did.
 INFO_LOGGERS = (
     "{{ cookiecutter.package_name }}",
@@ -100,38 +98,31 @@ def stop_on_signals() -> Iterator[None]:
 
 @contextmanager
 def configured_database(settings: Settings) -> Iterator[Settings]:
-    """The settings as given, or pointed at the embedded cluster when no URL is set."""
+    """The settings as given, or pointed at the embedded cluster when no URL is set: the
+    service as a role of its own, the migrations as the superuser, which owns the tables."""
     if settings.database_url is not None:
         yield settings
         return
-    with embedded_cluster(EMBEDDED_DIR, database="{{ cookiecutter.package_name }}") as url:
+    app_role = settings.app_role or APP_ROLE
+    database = "{{ cookiecutter.package_name }}"
+    with embedded_cluster(EMBEDDED_DIR, database, app_role) as owner_url:
+        app_url = owner_url.set(username=app_role)
         # Printed in libpq form so it can be pasted into psql.
-        libpq_url = f"postgresql://{url.username}@/{url.database}?host={url.query['host']}"
-        logger.info("DATABASE_URL is not set: using the private PostgreSQL at %s", libpq_url)
-        # As in production: the service runs as a role that cannot change the schema,
-        # and the migrations as the owner, which grants it what it needs.
-        service_url = url.set(username=embedded_app_role(url))
+        libpq_url = f"postgresql://{app_role}@/{app_url.database}?host={app_url.query['host']}"
+        logger.info(
+            "DATABASE_URL is not set: using the private PostgreSQL at %s (migrated by %s)",
+            libpq_url,
+            owner_url.username,
+        )
         yield settings.model_copy(
             update={
-                "database_url": SecretStr(service_url.render_as_string(hide_password=False)),
-                "migration_url": SecretStr(url.render_as_string(hide_password=False)),
+                "database_url": SecretStr(app_url.render_as_string(hide_password=False)),
+                "migration_url": SecretStr(
+                    owner_url.render_as_string(hide_password=False)
+                ),
+                "app_role": app_role,
             }
         )
-
-
-def embedded_app_role(url: URL) -> str:
-    """The embedded cluster's application role, made on first use (a cluster made before
-    it existed gets it too); it logs in over the socket like the owner."""
-    with psycopg.connect(
-        host=str(url.query["host"]),
-        port=str(url.query.get("port", "5432")),
-        user=url.username,
-        dbname=url.database,
-        autocommit=True,
-    ) as connection:
-        if not connection.execute(ROLE_EXISTS, (EMBEDDED_APP_ROLE,)).fetchone():
-            connection.execute(f"CREATE ROLE {EMBEDDED_APP_ROLE} LOGIN")
-    return EMBEDDED_APP_ROLE
 
 
 def migrate(settings: Settings) -> None:
@@ -190,7 +181,10 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
     import uvicorn
 
     from {{ cookiecutter.package_name }}.api import create_app
+    from {{ cookiecutter.package_name }}.db.roles import check_service_role
+    from {{ cookiecutter.package_name }}.features import load_models
 
+    check_service_role(settings, load_models().tables)
     # uvicorn's lines in the service's format, from the first (logs.py).
     log_config = server_log_config(settings.log_format)
     with shared_metrics(workers):
@@ -339,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         MigrationTimeout,
         TracingSettingError,
         CredentialsUnavailable,
-        MissingAppRole,
+        RoleError,
     ) as error:
         logger.error("%s", error)
         return 1

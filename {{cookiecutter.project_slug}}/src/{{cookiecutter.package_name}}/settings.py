@@ -155,16 +155,17 @@ class Settings(LogSettings):
     ] = None
 
     # The owner's URL, for `migrate`: DDL and grants; DATABASE_URL then names the
-    # application role, which only reads and writes rows (db/grants.py).
-    migration_url: Annotated[SecretStr | None, Field(validation_alias="DATABASE_MIGRATION_URL")] = (
-        None
-    )
+    # application role, which only reads and writes rows (db/roles.py).
+    migration_url: Annotated[
+        SecretStr | None,
+        Field(validation_alias=AliasChoices("DATABASE_MIGRATION_URL", "database_migration_url")),
+    ] = None
     migration_url_file: Annotated[
         Path | None, Field(validation_alias="DATABASE_MIGRATION_URL_FILE")
     ] = None
-    # The role `migrate` grants DML to; by default DATABASE_URL's user when
-    # DATABASE_MIGRATION_URL names another.
-    app_role: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_$]{0,62}$")
+    # The role `migrate` grants the service's privileges to (db/roles.py); by
+    # default DATABASE_URL's user when DATABASE_MIGRATION_URL names another.
+    app_role: str | None = Field(default=None, max_length=63)
     # The same from files, as Docker and Kubernetes mount secrets (db/credentials.py):
     # DATABASE_URL_FILE instead of DATABASE_URL; DATABASE_PASSWORD_FILE for the password
     # alone, read again for new connections when it changes; or a provider called for
@@ -312,6 +313,19 @@ class Settings(LogSettings):
             parse_database_url(value.get_secret_value())
         return value
 
+    @field_validator("migration_url")
+    @classmethod
+    def _migration_url_must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_database_url(value.get_secret_value(), "DATABASE_MIGRATION_URL")
+        return value
+
+    @field_validator("app_role")
+    @classmethod
+    def _blank_role_is_none(cls, value: str | None) -> str | None:
+        # DB_APP_ROLE= (blank) is unset.
+        return (value or "").strip() or None
+
     @field_validator("database_replica_urls")
     @classmethod
     def _replicas_must_be_postgres(cls, value: SecretStr | None) -> SecretStr | None:
@@ -325,6 +339,15 @@ class Settings(LogSettings):
             raise ValueError(
                 "DATABASE_REPLICA_URLS needs DATABASE_URL: set it to the primary the "
                 "replicas stream from"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _migration_url_needs_the_service_url(self) -> "Settings":
+        if self.database_url is None and self.migration_url is not None:
+            raise ValueError(
+                "DATABASE_MIGRATION_URL needs DATABASE_URL: set it to the URL the service "
+                "connects with, as the role the migrations grant to"
             )
         return self
 

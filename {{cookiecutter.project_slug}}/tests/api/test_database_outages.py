@@ -7,7 +7,7 @@ from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.api import create_app
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, Cluster
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import client_for
 from tests.faults import SECRET, UNREACHABLE_URL, one_connection_settings
@@ -27,7 +27,9 @@ async def test_starts_while_the_database_is_down_and_says_so(
 
 
 async def test_recovers_when_the_database_restarts(restartable_cluster: Cluster) -> None:
-    settings = one_connection_settings(restartable_cluster.url(MIGRATED_DATABASE))
+    settings = one_connection_settings(
+        restartable_cluster.url(MIGRATED_DATABASE).set(username=APP_ROLE)
+    )
     async with client_for(create_app(settings)) as client:
         assert (await client.get("/health/ready")).status_code == 200
         restartable_cluster.stop()

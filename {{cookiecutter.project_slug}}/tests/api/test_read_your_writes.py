@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, Ses
 from {{ cookiecutter.package_name }}.api.read_after import POSITION_COOKIE, POSITION_HEADER
 from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
 from tests.harness.replicas import ReplicaServer
+from tests.harness.servers import Owner
 from tests.replica_routing import (
     create_notes_table,
     eventually,
@@ -49,9 +50,9 @@ async def get_note(note_id: int, session: ReadSessionDep) -> dict[str, object]:
 
 @pytest.fixture
 async def routed_app(
-    postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+    postgres_url: str, replica_urls: list[str], replica: ReplicaServer, db_owner: Owner
 ) -> AsyncIterator[FastAPI]:
-    await create_notes_table(postgres_url)
+    await create_notes_table(db_owner)
     replica.wait_caught_up()
     settings = routed_settings(postgres_url, replica_urls)
     app = create_app(settings)

@@ -23,6 +23,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import assert_service_busy, error_of
 from tests.faults import one_connection_settings
 from tests.harness.replicas import ReplicaServer
+from tests.harness.servers import Owner
 from tests.replica_routing import (
     create_notes_table,
     routed_database,
@@ -99,9 +100,9 @@ def below(spans: tuple[ReadableSpan, ...], parent: ReadableSpan) -> list[Readabl
 
 
 async def test_a_write_then_a_read_through_a_replica_trace_down_to_each_server(
-    postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+    postgres_url: str, replica_urls: list[str], replica: ReplicaServer, db_owner: Owner
 ) -> None:
-    await create_notes_table(postgres_url)
+    await create_notes_table(db_owner)
     replica.wait_caught_up()
     settings = routed_settings(postgres_url, replica_urls)
     with recorded_spans() as exporter:
@@ -217,9 +218,9 @@ async def test_metrics_stay_out_of_the_api_document_and_off_the_api_port_when_gi
 
 
 async def test_a_paused_replica_shows_its_lag_and_the_reads_moved_to_the_primary(
-    postgres_url: str, replica_urls: list[str], replica: ReplicaServer
+    postgres_url: str, replica_urls: list[str], replica: ReplicaServer, db_owner: Owner
 ) -> None:
-    await create_notes_table(postgres_url)
+    await create_notes_table(db_owner)
     replica.wait_caught_up()
     settings = routed_settings(postgres_url, replica_urls, replica_max_lag_ms=100)
     async with routed_database(settings) as database:

@@ -5,6 +5,11 @@ process of a run (pytest-xdist workers included), each with its own database clo
 from the migrated one; the last process out stops the server. On an external server
 the databases are named after the process that owns them, so that the next run can
 drop what a killed run left.
+
+The tests of the service log in as an application role that the migrations grant
+what the service needs, and no more: a test that needed to change the schema would
+fail. The migrations run as the owner: the cluster's superuser, or TEST_DATABASE_URL's
+role, which makes a role of its own for each process.
 """
 
 import contextlib
@@ -12,6 +17,7 @@ import hashlib
 import importlib
 import os
 import re
+import secrets
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import make_url
 
@@ -26,11 +33,11 @@ from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, Cluster
 from {{ cookiecutter.package_name }}.localpg.processes import is_alive, postmaster_pid, process_identity
 from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
 from tests.harness.identity import RunIdentity
-from tests.harness.servers import Server, SessionDatabase, session_clones
+from tests.harness.servers import AppRole, Server, SessionDatabase, session_clones
 
 # Alembic and what migrations/env.py imports, slow enough to import while the server starts.
 MIGRATION_MODULES = (
@@ -55,8 +62,9 @@ def import_migration_modules() -> None:
 def project_migrations() -> Migrations:
     return Migrations(
         folder=PROJECT_ROOT / "migrations",
-        apply=upgrade_database,
+        apply=partial(upgrade_database, app_role=APP_ROLE),
         preload=import_migration_modules,
+        login_role=APP_ROLE,
     )
 
 
@@ -89,12 +97,14 @@ def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDat
             driver.result()
             server = Server(cluster.url("postgres", driver="asyncpg"))
             url = server.clone(MIGRATED_DATABASE, f"{MIGRATED_DATABASE}_{identity.worker}")
+            app_role = AppRole(APP_ROLE)
             with session_clones(server, MIGRATED_DATABASE) as clones:
                 yield SessionDatabase(
-                    url=url,
+                    url=app_role.login(url),
                     server=server,
                     clones=clones,
                     server_gone=partial(died, cluster),
+                    app_role=app_role,
                     cluster=cluster,
                 )
 
@@ -116,21 +126,12 @@ def external_owner_tag() -> str:
     return f"{host_tag()}_{process_identity(os.getpid()).replace('-', '_')}"
 
 
-def reap_external(server: Server) -> list[str]:
-    """Drop this host's test databases whose run has ended without dropping them."""
-    host = host_tag()
+def orphans_among(names: list[str]) -> list[str]:
+    """Those of `names` (of this host's test databases or roles) whose process is gone,
+    longest first: clones and session databases before their template."""
     # pid, then its start time where the platform tells it (not on macOS).
-    pattern = re.compile(rf"{re.escape(EXTERNAL_PREFIX)}_{host}_(\d+)(?:_(\d+))?(_|$)")
-    with server.connect() as connection:
-        names = [
-            str(name)
-            for (name,) in connection.execute(
-                "SELECT datname FROM pg_database WHERE starts_with(datname, %s)",
-                (f"{EXTERNAL_PREFIX}_{host}_",),
-            )
-        ]
-    # Clones and the session database before the template they were copied from.
-    orphans = sorted(
+    pattern = re.compile(rf"{re.escape(EXTERNAL_PREFIX)}_{host_tag()}_(\d+)(?:_(\d+))?(_|$)")
+    return sorted(
         (
             name
             for name in names
@@ -140,9 +141,51 @@ def reap_external(server: Server) -> list[str]:
         key=len,
         reverse=True,
     )
+
+
+def reap_external(server: Server) -> list[str]:
+    """Drop this host's test databases whose run has ended without dropping them, then
+    their roles."""
+    prefix = f"{EXTERNAL_PREFIX}_{host_tag()}_"
+    with server.connect() as connection:
+        databases, roles = (
+            [
+                str(name)
+                for (name,) in connection.execute(
+                    f"SELECT {column} FROM {catalog} WHERE starts_with({column}, %s)", (prefix,)
+                )
+            ]
+            for catalog, column in (("pg_database", "datname"), ("pg_roles", "rolname"))
+        )
+    orphans = orphans_among(databases)
     for name in orphans:
         server.drop(name)
+    for role in orphans_among(roles):
+        # Granted privileges in a database of another run's (not ours to drop): left.
+        with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
+            server.drop_role(role)
+            orphans.append(role)
     return orphans
+
+
+@contextlib.contextmanager
+def external_app_role(server: Server, name: str) -> Iterator[AppRole]:
+    """A login role for this process's tests, with a password of its own; dropped after
+    the block, which must drop the databases it was granted privileges in."""
+    role = AppRole(name, secrets.token_urlsafe(24))
+    try:
+        server.create_role(role.name, str(role.password))
+    except psycopg.errors.InsufficientPrivilege:
+        pytest.exit(
+            "TEST_DATABASE_URL's role may not create roles: the tests run the service as "
+            "a role of their own, which the migrations grant the service's privileges to. "
+            "Give it CREATEROLE (ALTER ROLE <user> CREATEROLE) or use a superuser",
+            returncode=pytest.ExitCode.USAGE_ERROR,
+        )
+    try:
+        yield role
+    finally:
+        server.drop_role(role.name)
 
 
 @contextlib.contextmanager
@@ -153,19 +196,24 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
     # The suffix starts with a letter so that it never reads as a start time.
     template = f"{EXTERNAL_PREFIX}_{external_owner_tag()}_r{uuid.uuid4().hex[:4]}"
     name = f"{template}_session"
-    server.create(template)
-    try:
-        upgrade_database(server.admin_url.set(database=template))
-        url = server.clone(template, name)
+    with external_app_role(server, f"{template}_app") as app_role:
+        server.create(template)
         try:
-            with session_clones(server, template) as clones:
-                yield SessionDatabase(
-                    url=url, server=server, clones=clones, server_gone=server.unreachable
-                )
+            upgrade_database(server.admin_url.set(database=template), app_role=app_role.name)
+            url = server.clone(template, name)
+            try:
+                with session_clones(server, template) as clones:
+                    yield SessionDatabase(
+                        url=app_role.login(url),
+                        server=server,
+                        clones=clones,
+                        server_gone=server.unreachable,
+                        app_role=app_role,
+                    )
+            finally:
+                server.drop(name)
         finally:
-            server.drop(name)
-    finally:
-        server.drop(template)
+            server.drop(template)
 
 
 @contextlib.contextmanager

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tests.harness.isolation import DatabaseScope
     from tests.harness.queries import QueryGuard
     from tests.harness.replicas import ReplicaServer
-    from tests.harness.servers import SessionDatabase
+    from tests.harness.servers import Owner, SessionDatabase
 
 # Fixtures that isolate the tests that ask for them: only real commits reach a replica.
 ISOLATING_FIXTURES = frozenset({"replica", "replica_urls"})
@@ -109,12 +109,14 @@ def replica(replica_server: ReplicaServer, db_engine: AsyncEngine) -> ReplicaSer
 
 
 @pytest.fixture
-def replica_urls(replica: ReplicaServer, db_engine: AsyncEngine) -> list[str]:
-    """The test's database on the standby (asyncpg URLs), e.g. for
+def replica_urls(
+    replica: ReplicaServer, db_engine: AsyncEngine, database: SessionDatabase
+) -> list[str]:
+    """The test's database on the standby as the application role (asyncpg URLs), e.g. for
     Settings(database_replica_urls=...); the test is isolated, as with `replica`."""
-    database = db_engine.url.database
-    assert database is not None
-    return [replica.url(database).render_as_string(hide_password=False)]
+    name = db_engine.url.database
+    assert name is not None
+    return [database.app_role.login(replica.url(name)).render_as_string(hide_password=False)]
 
 
 @pytest.fixture(scope="session")
@@ -145,8 +147,26 @@ def db_engine(request: pytest.FixtureRequest, session_engine: AsyncEngine) -> As
 
 @pytest.fixture
 def postgres_url(db_engine: AsyncEngine) -> str:
-    """The test's database (asyncpg URL)."""
+    """The test's database, as the application role (asyncpg URL)."""
     return db_engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def db_owner(
+    request: pytest.FixtureRequest, database: SessionDatabase, db_engine: AsyncEngine
+) -> Owner:
+    """The test's own database as the owner of its tables: `await db_owner.execute(ddl)`
+    makes tables the service's role may then use, `db_owner.url` migrates.
+
+    The service's role may not change the schema, and what the owner commits would
+    outlive a rolled-back test: the test must have a database of its own.
+    """
+    from tests.harness.servers import Owner
+
+    if not is_isolated(request):
+        pytest.fail("db_owner needs a database of the test's own: mark the test isolated_db")
+    owner_url = database.server.admin_url.set(database=db_engine.url.database)
+    return Owner(url=owner_url, app_role=database.app_role)
 
 
 @pytest.fixture

@@ -37,9 +37,10 @@ def engine_for(url: str) -> AsyncEngine:
 
 @asynccontextmanager
 async def isolated_engine(database: SessionDatabase) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh clone of the migrated template, dropped afterwards."""
+    """An engine on a fresh clone of the migrated template, as the application role;
+    the clone is dropped afterwards."""
     name, url = database.clones.take()
-    engine = engine_for(url.render_as_string(hide_password=False))
+    engine = engine_for(database.app_role.login(url).render_as_string(hide_password=False))
     try:
         yield engine
     finally:

@@ -1,5 +1,7 @@
-"""Admin access to the test server: databases cloned from a migrated template, and dropped."""
+"""Admin access to the test server: databases cloned from a migrated template, and dropped,
+and the login role the service's tests run as."""
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,6 +14,7 @@ from psycopg.rows import TupleRow
 from sqlalchemy import URL
 
 from {{ cookiecutter.package_name }}.db.engine import application_name
+from {{ cookiecutter.package_name }}.db.roles import grants
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 
 
@@ -75,6 +78,20 @@ class Server:
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
 
+    def create_role(self, name: str, password: str) -> None:
+        """A login role with no privilege of its own."""
+        with self.connect() as connection:
+            connection.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+
+    def drop_role(self, name: str) -> None:
+        """Drop the role; the databases it was granted privileges in must be gone."""
+        with self.connect() as connection:
+            connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
 
 class Clones:
     """Databases cloned from the template for isolated tests, off the test's critical path.
@@ -109,17 +126,54 @@ class Clones:
 
 
 @dataclass(frozen=True)
+class AppRole:
+    """The role the service's tests log in as: it may read and write the tables, which the
+    migrations grant it, but not change them. No password on the harness's own cluster."""
+
+    name: str
+    password: str | None = None
+
+    def login(self, url: URL) -> URL:
+        """`url`'s database, as this role."""
+        return url.set(username=self.name, password=self.password)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A test's own database as the owner of its tables, for a test that needs tables the
+    migrations do not make."""
+
+    url: URL
+    app_role: AppRole
+
+    async def execute(self, *statements: str) -> None:
+        """Run `statements` and commit them, then grant the application role what the
+        migrations would on what they made."""
+        await asyncio.to_thread(self._execute, statements)
+
+    def _execute(self, statements: tuple[str, ...]) -> None:
+        with connect(self.url) as connection:
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute(grants(self.app_role.name))
+            connection.commit()
+
+
+@dataclass(frozen=True)
 class SessionDatabase:
     """This process's migrated database, and clones of the template for isolated tests.
 
-    `server_gone` says why the server is no longer there, or None while it is;
-    `cluster` is the harness's own cluster, None on a server in TEST_DATABASE_URL.
+    `url` is the service's: the application role's. The server and the clones are
+    the owner's, who migrates. `server_gone` says why the server is no longer there,
+    or None while it is; `cluster` is the harness's own cluster, None on a server in
+    TEST_DATABASE_URL.
     """
 
     url: URL
     server: Server
     clones: Clones
     server_gone: Callable[[], str | None]
+    app_role: AppRole
     cluster: Cluster | None = None
 
     @property

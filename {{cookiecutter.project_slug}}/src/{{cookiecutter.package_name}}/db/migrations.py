@@ -3,6 +3,8 @@
 Each migration transaction runs under the lock and statement timeouts of
 MigrationLimits (db/migration_limits.py), and `upgrade_database` tries a revision
 that gave up waiting for a lock again after a pause, a bounded number of times.
+Given the service's role, each revision grants it what the service needs
+(db/roles.py).
 """
 
 import logging
@@ -21,7 +23,6 @@ from sqlalchemy.pool import NullPool
 from {{ cookiecutter.package_name }}.db.credentials import ask_for_passwords, password_source
 from {{ cookiecutter.package_name }}.db.engine import application_name
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
-from {{ cookiecutter.package_name }}.db.grants import grant_to_app_role
 from {{ cookiecutter.package_name }}.db.migration_limits import (
     LOCK_NOT_AVAILABLE,
     MigrationLimits,
@@ -31,6 +32,7 @@ from {{ cookiecutter.package_name }}.db.migration_limits import (
     statement_timeout_error,
 )
 from {{ cookiecutter.package_name }}.db.reachability import psycopg_failure
+from {{ cookiecutter.package_name }}.db.roles import grant, require_role, schema_change_refused
 from {{ cookiecutter.package_name }}.db.statements import StatementSource, instrument
 from {{ cookiecutter.package_name }}.observability.tracing import span
 from {{ cookiecutter.package_name }}.settings import get_settings
@@ -45,16 +47,21 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The advisory lock migrations/env.py takes, so that instances starting together
 # migrate one after another. Any fixed number will do if every process uses it.
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
-# Where alembic_config() puts the limits for migrations/env.py to read.
+# Where alembic_config() puts the limits and the role to grant to for migrations/env.py.
 LIMITS_ATTRIBUTE = "migration_limits"
+APP_ROLE_ATTRIBUTE = "app_role"
 # What pg_stat_activity shows for a migration's connection (db/engine.py names the others).
 MIGRATE_NAME = application_name("migrate")
 
 
 def alembic_config(
-    connection: Connection | None = None, limits: MigrationLimits | None = None
+    connection: Connection | None = None,
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
 ) -> "Config":
-    """The project's Alembic config, optionally bound to an open connection and limits."""
+    """The project's Alembic config, optionally bound to an open connection, limits and
+    the role each revision grants the service's privileges to (with a connection and no
+    role: none)."""
     # Imported on use: the test harness imports this module at every start but
     # migrates only when it rebuilds its cache, and Alembic is slow to import.
     from alembic.config import Config
@@ -74,6 +81,8 @@ def alembic_config(
         config.attributes["connection"] = connection
     if limits is not None:
         config.attributes[LIMITS_ATTRIBUTE] = limits
+    if connection is not None or app_role is not None:
+        config.attributes[APP_ROLE_ATTRIBUTE] = app_role
     return config
 
 
@@ -123,17 +132,25 @@ def limited_transactions(connection: Connection, limits: MigrationLimits) -> Ite
 
 
 def upgrade(
-    connection: Connection, revision: str = "head", limits: MigrationLimits | None = None
+    connection: Connection,
+    revision: str = "head",
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
 ) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(connection, limits), revision)
+    command.upgrade(alembic_config(connection, limits, app_role), revision)
 
 
-def downgrade(connection: Connection, revision: str, limits: MigrationLimits | None = None) -> None:
+def downgrade(
+    connection: Connection,
+    revision: str,
+    limits: MigrationLimits | None = None,
+    app_role: str | None = None,
+) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(connection, limits), revision)
+    command.downgrade(alembic_config(connection, limits, app_role), revision)
 
 
 def upgrade_database(
@@ -144,12 +161,14 @@ def upgrade_database(
     app_role: str | None = None,
 ) -> None:
     """Upgrade the database at `url`, each revision in a transaction of its own, under
-    `limits` (from the settings by default); then grant `app_role`, if any, what the
-    service needs (db/grants.py).
+    `limits` (from the settings by default); with `app_role`, grant it the service's
+    privileges after each revision and once more at the end, for the tables that were
+    there already.
 
     A revision whose wait for a lock timed out is tried again after a pause, up to
     `limits.lock_attempts` times in all; then MigrationLockTimeout is raised. A
-    statement past the statement timeout raises MigrationStatementTimeout.
+    statement past the statement timeout raises MigrationStatementTimeout. A missing
+    `app_role`, or a role at `url` that may not change the schema, raises RoleError.
     """
     limits = limits or MigrationLimits.from_settings()
     with span("migrate", **{"db.namespace": url.database or ""}), connected(url) as connection:
@@ -157,10 +176,12 @@ def upgrade_database(
         # instances wait here rather than on the table. Should the connection
         # break, the server releases the lock with it.
         hold = nullcontext() if limits.one_transaction else migration_lock(connection)
+        if app_role is not None:
+            require_role(connection, app_role)
         with hold:
-            upgrade_with_retries(connection, revision, limits)
+            upgrade_with_retries(connection, revision, limits, app_role)
             if app_role is not None:
-                grant_to_app_role(connection, app_role)
+                grant_under_limits(connection, app_role, limits)
 
 
 @contextmanager
@@ -183,15 +204,30 @@ def connected(url: URL) -> Iterator[Connection]:
             raise psycopg_failure(error.orig, url) from error
         with connection:
             yield connection
+    except DBAPIError as error:
+        if (refused := schema_change_refused(error, url.username)) is not None:
+            raise refused from error
+        raise
     finally:
         engine.dispose()
 
 
-def upgrade_with_retries(connection: Connection, revision: str, limits: MigrationLimits) -> None:
+def grant_under_limits(connection: Connection, role: str, limits: MigrationLimits) -> None:
+    """Grant `role` the service's privileges in a transaction of their own, as a revision
+    would: under the migration lock (the session's, taken again) and the limits."""
+    with connection.begin(), migration_lock(connection):
+        for statement in limits.statements():
+            connection.exec_driver_sql(statement)
+        grant(connection, role)
+
+
+def upgrade_with_retries(
+    connection: Connection, revision: str, limits: MigrationLimits, app_role: str | None = None
+) -> None:
     for attempt in range(1, limits.lock_attempts + 1):
         try:
             with connection.begin() if limits.one_transaction else nullcontext():
-                upgrade(connection, revision, limits)
+                upgrade(connection, revision, limits, app_role)
             return
         except DBAPIError as error:
             if (timed_out := statement_timeout_error(error, limits)) is not None:

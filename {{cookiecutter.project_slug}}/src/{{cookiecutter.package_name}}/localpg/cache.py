@@ -24,7 +24,7 @@ from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 # The migrated database in every cached cluster; runs clone theirs from it.
 MIGRATED_DATABASE = "{{ cookiecutter.package_name }}_test"
 # Bump to invalidate every cache when the way it is built changes.
-CACHE_FORMAT = "3"
+CACHE_FORMAT = "4"
 
 
 def nothing_to_preload() -> None:
@@ -39,6 +39,8 @@ class Migrations:
     apply: Callable[[URL], None]
     # Imports that applying needs: they run while initdb or the copy keeps the server busy.
     preload: Callable[[], None] = nothing_to_preload
+    # A login role made before applying, such as the one the migrations grant to.
+    login_role: str | None = None
 
 
 def base_key(bindir: Path) -> str:
@@ -90,6 +92,8 @@ def build_cache(bindir: Path, root: Path, target: Path, migrations: Migrations) 
         try:
             cluster.start()
             cluster.create_database(MIGRATED_DATABASE)
+            if migrations.login_role is not None:
+                cluster.create_role(migrations.login_role)
             preloaded.result()
             migrations.apply(cluster.url(MIGRATED_DATABASE))
         finally:

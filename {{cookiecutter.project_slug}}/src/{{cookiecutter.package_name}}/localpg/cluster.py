@@ -32,6 +32,9 @@ from {{ cookiecutter.package_name }}.localpg.processes import (
 
 SUPERUSER = "postgres"
 DEFAULT_PORT = 5432
+# The role the service logs in as on a private cluster (the CLI's, the tests'): the
+# superuser owns the tables and migrates, granting this role what the service needs.
+APP_ROLE = "{{ cookiecutter.package_name }}_app"
 # A unix socket path must fit in sun_path (108 bytes on Linux, 104 on macOS).
 MAX_SOCKET_DIR_LENGTH = 90
 
@@ -251,6 +254,14 @@ class Cluster:
             dbname="postgres",
             autocommit=True,
         )
+
+    def create_role(self, name: str) -> None:
+        """Create the login role `name` unless it exists: it logs in as the superuser
+        does, trusted on the cluster's private socket, with no privilege of its own."""
+        with self.connect() as connection:
+            if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+                return
+            connection.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
         """Create `name` unless it exists."""

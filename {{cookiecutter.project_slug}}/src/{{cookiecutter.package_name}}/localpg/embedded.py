@@ -154,8 +154,9 @@ def socket_folder(root: Path, account: ServerAccount | None) -> Iterator[Path]:
 
 
 @contextmanager
-def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
-    """A durable private cluster in `root`, running for the duration of the block."""
+def embedded_cluster(root: Path, database: str, app_role: str | None = None) -> Iterator[URL]:
+    """A durable private cluster in `root`, running for the duration of the block; the
+    superuser's URL of `database`, and the login role `app_role` made if need be."""
     requested, root = root.resolve(), embedded_root(root)
     if root != requested:
         logger.warning("%s is not reachable by the server account; using %s", requested, root)
@@ -182,6 +183,8 @@ def embedded_cluster(root: Path, database: str) -> Iterator[URL]:
             # Only a server this block started is stopped: never one it refused to adopt.
             try:
                 cluster.create_database(database)
+                if app_role is not None:
+                    cluster.create_role(app_role)
                 yield cluster.url(database)
             finally:
                 cluster.stop()

@@ -370,7 +370,7 @@ async def test_migrations_run_on_the_primary_with_replicas_configured(
     )
     replica.pause_replay()
     migration_url = db_owner.url.render_as_string(hide_password=False)
-    migrating = settings_for(database_migration_url=SecretStr(migration_url))
+    migrating = settings_for(migration_url=SecretStr(migration_url))
     await asyncio.to_thread(run, parse_arguments(["migrate"]), migrating)
     async with routed_database(settings_for(), usable=False) as database:
         async with transaction(database.sessions) as session:

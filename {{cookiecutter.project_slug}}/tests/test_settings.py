@@ -217,7 +217,7 @@ def test_a_url_that_would_split_wrongly_is_refused(url: str, message: str) -> No
 def test_two_roles_migrate_as_the_owner_and_grant_to_the_service() -> None:
     settings = settings_for(
         "postgresql://app@db.internal/app",
-        database_migration_url=f"postgres://owner:{PASSWORD}@db.internal/app",
+        migration_url=f"postgres://owner:{PASSWORD}@db.internal/app",
     )
     assert settings.url().username == "app"
     migration_url = settings.migration_url_for()
@@ -233,7 +233,7 @@ def test_one_role_grants_nothing_unless_db_app_role_names_one() -> None:
     assert one_role.granted_role() is None
     same_role = settings_for(
         "postgresql://app@db.internal/app",
-        database_migration_url="postgresql://app@db.internal/app",
+        migration_url="postgresql://app@db.internal/app",
     )
     assert same_role.granted_role() is None
     named = settings_for("postgresql://app@db.internal/app", app_role="reporting")
@@ -243,14 +243,14 @@ def test_one_role_grants_nothing_unless_db_app_role_names_one() -> None:
 
 def test_a_migration_url_needs_the_service_url() -> None:
     with pytest.raises(ValidationError, match="DATABASE_MIGRATION_URL needs DATABASE_URL"):
-        Settings(database_url=None, database_migration_url=SecretStr("postgresql://o@db/app"))
+        Settings(database_url=None, migration_url=SecretStr("postgresql://o@db/app"))
 
 
 def test_a_bad_migration_url_is_named_without_echoing_it() -> None:
     with pytest.raises(ValidationError) as raised:
         settings_for(
             "postgresql://app@db.internal/app",
-            database_migration_url=f"mysql://owner:{PASSWORD}@db.internal/app",
+            migration_url=f"mysql://owner:{PASSWORD}@db.internal/app",
         )
     assert "DATABASE_MIGRATION_URL must be a PostgreSQL URL" in str(raised.value)
     assert PASSWORD not in str(raised.value)

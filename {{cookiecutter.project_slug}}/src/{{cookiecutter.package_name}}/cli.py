@@ -117,9 +117,7 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
         yield settings.model_copy(
             update={
                 "database_url": SecretStr(app_url.render_as_string(hide_password=False)),
-                "migration_url": SecretStr(
-                    owner_url.render_as_string(hide_password=False)
-                ),
+                "migration_url": SecretStr(owner_url.render_as_string(hide_password=False)),
                 "app_role": app_role,
             }
         )

@@ -139,7 +139,10 @@ def refusal(handed_in: str) -> TypeError:
 
 
 async def run_migrations_with_settings() -> None:
-    engine = create_async_engine_from_settings(get_settings(), pool="migrate")
+    settings = get_settings()
+    engine = create_async_engine_from_settings(
+        settings, url=settings.migration_url_for("asyncpg"), pool="migrate"
+    )
     try:
         async with engine.connect() as connection:
             if limits.one_transaction:

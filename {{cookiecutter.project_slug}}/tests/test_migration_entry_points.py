@@ -194,3 +194,23 @@ def test_upgrade_sql_grants_the_app_role_in_each_revision(
     assert revisions
     assert all(grant in revision for revision in revisions)
     assert sql.rindex(grant) < sql.rindex("COMMIT;")
+
+
+def test_the_alembic_command_line_migrates_as_the_owner_and_grants_the_service(
+    engine: Engine, database: SessionDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = engine.url
+    service = database.app_role.login(owner)
+    monkeypatch.setenv("DATABASE_URL", service.render_as_string(hide_password=False))
+    monkeypatch.setenv("DATABASE_MIGRATION_URL", owner.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    command.upgrade(alembic_config(), "head")
+    with engine.connect() as connection:
+        made_by = connection.scalar(
+            text("SELECT tableowner FROM pg_tables WHERE tablename = 'session_probe'")
+        )
+        usable = connection.scalar(
+            text("SELECT has_table_privilege(:role, 'session_probe', 'SELECT,INSERT,UPDATE')"),
+            {"role": service.username},
+        )
+    assert (made_by, usable) == (owner.username, True)

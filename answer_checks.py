@@ -6,6 +6,8 @@ pre-generation hook then refused it. cookiecutter.json renders the private
 variable `__answers_checked` right after the names are answered, through the
 `checked_answers` filter below: a bad name stops cookiecutter (and cruft) there,
 with one line saying what is wrong and what to use, and nothing is written.
+`__options_checked`, after the last option it needs, refuses options that cannot
+go together the same way (`checked_options`).
 Standard library and what cookiecutter itself imports only.
 """
 
@@ -112,7 +114,25 @@ def checked_answers(answers: Mapping[str, object]) -> str:
     return ""
 
 
+def options_problem(answers: Mapping[str, object]) -> str | None:
+    if answers.get("kubernetes") is True and answers.get("use_fastapi") is not True:
+        return (
+            "kubernetes needs use_fastapi: the manifests run the HTTP service; "
+            "use use_fastapi=yes, or kubernetes=no"
+        )
+    return None
+
+
+def checked_options(answers: Mapping[str, object]) -> str:
+    """Raise RejectedAnswer for options that cannot go together; render as nothing."""
+    problem = options_problem(answers)
+    if problem:
+        raise RejectedAnswer(f"ERROR: {problem}")
+    return ""
+
+
 class AnswerChecks(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["checked_answers"] = checked_answers
+        environment.filters["checked_options"] = checked_options

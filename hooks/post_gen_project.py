@@ -44,7 +44,12 @@ def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
     if answers["ci"] != "gitlab":
         paths.append(".gitlab-ci.yml")
     if answers["use_docker"] is not True:
-        paths += ["Dockerfile", "compose.yaml", ".dockerignore"]
+        paths.append("compose.yaml")
+        # The Kubernetes manifests run the image the Dockerfile builds.
+        if answers["kubernetes"] is not True:
+            paths += ["Dockerfile", ".dockerignore"]
+    if answers["kubernetes"] is not True:
+        paths.append("deploy")
     if answers["license"] == "none":
         paths.append("LICENSE")
     return paths

@@ -30,6 +30,7 @@ SHORT_NAMES = {
     "use_fastapi": "fastapi",
     "include_example_models": "examples",
     "use_docker": "docker",
+    "kubernetes": "k8s",
     "id_type": "id",
 }
 # Only this Python exists on the CI machine, so the slow tier installs with it.
@@ -51,7 +52,16 @@ def combination_id(answers: Mapping[str, Any]) -> str:
 
 # Options that change only data files (YAML, TOML, Dockerfile, LICENSE), never Python
 # code: a fast test checks it. The fast tier crosses them pairwise, not fully.
-DATA_OPTIONS = ("postgres_version", "ci", "use_docker", "license")
+DATA_OPTIONS = ("postgres_version", "ci", "use_docker", "kubernetes", "license")
+# Answers that cannot go together (answer_checks.py refuses them): the manifests run `serve`.
+REFUSED = frozenset({("use_fastapi", False, "kubernetes", True)})
+
+
+def allowed(row: Mapping[str, Any]) -> bool:
+    return not any(
+        row.get(a, not value_a) == value_a and row.get(b, not value_b) == value_b
+        for a, value_a, b, value_b in REFUSED
+    )
 
 
 def every_combination(options: Mapping[str, list[Any]]) -> Iterator[dict[str, Any]]:
@@ -72,6 +82,7 @@ def all_pairs(options: Mapping[str, list[Any]]) -> list[Pair]:
         for a, b in itertools.combinations(options, 2)
         for value_a in options[a]
         for value_b in options[b]
+        if allowed({a: value_a, b: value_b})
     ]
 
 
@@ -84,7 +95,7 @@ def greedy_row(
     for name in sorted(options, key=lambda name: -len(options[name])):
         if name not in row:
             row[name] = max(
-                options[name],
+                (value for value in options[name] if allowed({**row, name: value})),
                 key=lambda value, name=name: len(pairs_of({**row, name: value}) & uncovered),
             )
     return {name: row[name] for name in options}
@@ -124,7 +135,11 @@ def code_crossed_with_data(
     for answers in every_combination(code):
         best: list[dict[str, Any]] = []
         gain = -1
-        for choice in itertools.product(*(cycles(options[name], length) for name in data)):
+        values = {
+            name: [value for value in options[name] if allowed({**answers, name: value})]
+            for name in data
+        }
+        for choice in itertools.product(*(cycles(values[name], length) for name in data)):
             block = [dict(zip(data, values, strict=True)) for values in zip(*choice, strict=True)]
             covered = len(set().union(*(pairs_of(row) for row in block)) & uncovered)
             if covered > gain:
@@ -151,7 +166,7 @@ NAME_CASES = [
 ]
 # Options the installed project's suite cannot tell apart (files it never reads, and
 # packaging metadata): the slow tier installs each of their values once, not each pair.
-UNSEEN_BY_THE_SUITE = ("ci", "use_docker", "license")
+UNSEEN_BY_THE_SUITE = ("ci", "use_docker", "kubernetes", "license")
 SLOW_OPTIONS = {
     name: values
     for name, values in OPTIONS.items()
@@ -162,10 +177,14 @@ SLOW_OPTIONS = {
 def with_each_value_in_turn(
     rows: list[dict[str, Any]], names: tuple[str, ...]
 ) -> list[dict[str, Any]]:
-    return [
-        {**row, **{name: OPTIONS[name][index % len(OPTIONS[name])] for name in names}}
-        for index, row in enumerate(rows)
-    ]
+    turned = []
+    for index, row in enumerate(rows):
+        row = dict(row)
+        for name in names:
+            turn = [value for value in OPTIONS[name] if allowed({**row, name: value})]
+            row[name] = turn[index % len(turn)]
+        turned.append(row)
+    return turned
 
 
 SLOW_ROWS = with_each_value_in_turn(pairwise(SLOW_OPTIONS), UNSEEN_BY_THE_SUITE)

@@ -31,6 +31,11 @@ BAD_NAMES = [
     ("shell", {"project_slug": "$(touch pwned)"}, "is not a valid name"),
     ("package-slash", {"package_name": "a/b"}, "not a lowercase Python identifier"),
     ("package-dot-dot", {"package_name": ".."}, "not a lowercase Python identifier"),
+    (
+        "kubernetes-without-fastapi",
+        {"use_fastapi": "no", "kubernetes": "yes"},
+        "kubernetes needs use_fastapi",
+    ),
 ]
 
 

@@ -32,6 +32,7 @@ ALL_OFF = {
     "id_type": "bigint",
     "ci": "none",
     "use_docker": False,
+    "kubernetes": False,
     "license": "none",
 }
 
@@ -176,8 +177,10 @@ def assert_ci(project: Path, values: dict[str, Any]) -> None:
 
 
 def assert_docker(project: Path, values: dict[str, Any]) -> None:
-    files = [project / name for name in ("Dockerfile", "compose.yaml", ".dockerignore")]
-    assert [path.is_file() for path in files] == [values["use_docker"]] * 3
+    image = values["use_docker"] or values["kubernetes"]
+    files = [project / name for name in ("Dockerfile", ".dockerignore", "compose.yaml")]
+    assert [path.is_file() for path in files] == [image, image, values["use_docker"]]
+    assert (project / "deploy" / "kubernetes").is_dir() == values["kubernetes"]
     if not values["use_docker"]:
         return
     dockerfile = (project / "Dockerfile").read_text().splitlines()

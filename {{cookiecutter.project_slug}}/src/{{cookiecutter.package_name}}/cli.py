@@ -175,7 +175,9 @@ def check_before_serving(settings: Settings) -> None:
             raise
 
 
-def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
+def serve(
+    settings: Settings, host: str, port: int, workers: int = 1, graceful_timeout: int | None = None
+) -> None:
     import uvicorn
 
     from {{ cookiecutter.package_name }}.api import create_app
@@ -189,11 +191,19 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
         if settings.metrics_enabled and settings.metrics_port is not None:
             serve_metrics(settings.metrics_port, host)
         if workers == 1:
-            uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)
+            uvicorn.run(
+                create_app(settings),
+                host=host,
+                port=port,
+                log_config=log_config,
+                timeout_graceful_shutdown=graceful_timeout,
+            )
             return
-        # Each worker process builds its own app, engines and pools from the environment.
+        # Each worker process builds its own app, engines and pools from the environment,
+        # which names the embedded database too; DATABASE_URL_FILE each reads itself.
         assert settings.database_url is not None
-        os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
+        if settings.url_file is None:
+            os.environ["DATABASE_URL"] = settings.database_url.get_secret_value()
         uvicorn.run(
             "{{ cookiecutter.package_name }}.api:create_app",
             factory=True,
@@ -201,6 +211,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             port=port,
             workers=workers,
             log_config=log_config,
+            timeout_graceful_shutdown=graceful_timeout,
         )
 
 
@@ -251,9 +262,16 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     serve_parser.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
-        help="worker processes (default 1); each has its own two pools, so budget "
-        "workers x 2 x DB_POOL_SIZE connections on the database",
+        default=os.environ.get("WEB_CONCURRENCY", "1"),
+        help="worker processes (default: WEB_CONCURRENCY, else 1); each has its own two "
+        "pools, so budget workers x 2 x DB_POOL_SIZE connections on the database",
+    )
+    serve_parser.add_argument(
+        "--graceful-timeout",
+        type=positive_int,
+        default=None,
+        help="seconds that requests in progress may take to finish after SIGTERM, before "
+        "they are cut (default: as long as they take)",
     )
 {%- endif %}
     return parser.parse_args(argv)
@@ -276,7 +294,13 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
             return revision(arguments.message, database_settings.migration_url_for("psycopg"))
 {%- if cookiecutter.use_fastapi %}
         if arguments.command == "serve":
-            serve(database_settings, arguments.host, arguments.port, arguments.workers)
+            serve(
+                database_settings,
+                arguments.host,
+                arguments.port,
+                arguments.workers,
+                arguments.graceful_timeout,
+            )
 {%- endif %}
     return 0
 

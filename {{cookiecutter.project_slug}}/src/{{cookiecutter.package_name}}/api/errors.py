@@ -60,6 +60,10 @@ class DatabaseUnavailable(Exception):
     """Raised by code that found the database unreachable on its own terms (a probe timed out)."""
 
 
+class SchemaBehind(Exception):
+    """The database's schema is older than the code's: its migrations have not run yet."""
+
+
 def encodable(value: object) -> object:
     """`value` with U+FFFD for each lone surrogate, which UTF-8 (so the answer) cannot hold."""
     if isinstance(value, str):
@@ -159,6 +163,10 @@ async def http_error(request: Request, error: Exception) -> Response:
     return error_response(status, code, message, headers=headers or None)
 
 
+async def schema_behind(request: Request, error: Exception) -> JSONResponse:
+    return error_response(503, "schema_behind", str(error), headers=RETRY_LATER)
+
+
 async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
     # The type only: the driver's message may name hosts or users.
     cause = error.__cause__ if isinstance(error, DatabaseUnavailable) else error
@@ -234,5 +242,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, database_error)
     for connection_error in (OperationalError, InterfaceError, DatabaseUnavailable):
         app.add_exception_handler(connection_error, database_unavailable)
+    app.add_exception_handler(SchemaBehind, schema_behind)
     app.add_exception_handler(PoolTimeoutError, service_busy)
     app.add_exception_handler(OSError, os_error)

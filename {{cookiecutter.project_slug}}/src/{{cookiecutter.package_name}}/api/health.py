@@ -1,16 +1,18 @@
 """Liveness and readiness. Readiness is the primary's: a lagging or lost replica
-costs reads their spread, not the service its traffic, so it is reported, not failed."""
+costs reads their spread, not the service its traffic, so it is reported, not failed.
+A schema older than the code's is not ready either: during a rollout, new instances
+take traffic only once the release's migrations ran (db/schema_revision.py)."""
 
 import asyncio
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from {{ cookiecutter.package_name }}.api.dependencies import DatabaseDep
-from {{ cookiecutter.package_name }}.api.errors import DatabaseUnavailable
+from {{ cookiecutter.package_name }}.api.errors import DatabaseUnavailable, SchemaBehind
 from {{ cookiecutter.package_name }}.api.responses import ANY_OPERATION, error_responses
 from {{ cookiecutter.package_name }}.db.replicas.servers import ReplicaState
+from {{ cookiecutter.package_name }}.db.schema_revision import schema_behind
 
 router = APIRouter(prefix="/health", tags=["health"], responses=ANY_OPERATION)
 READY_TIMEOUT_SECONDS = 2.0
@@ -38,7 +40,8 @@ async def live() -> dict[str, str]:
 
 @router.get("/ready", responses=error_responses(503), response_model_exclude_unset=True)
 async def ready(database: DatabaseDep) -> Readiness:
-    """The primary answers a trivial query within a bounded time; 503 otherwise.
+    """The primary answers within a bounded time, and its schema is this code's or newer;
+    503 otherwise.
 
     With replicas, the answer lists each one's state as of its last check.
     """
@@ -48,9 +51,11 @@ async def ready(database: DatabaseDep) -> Readiness:
             asyncio.timeout(READY_TIMEOUT_SECONDS),
             database.primary_read_sessions() as session,
         ):
-            await session.execute(text("SELECT 1"))
+            problem = await schema_behind(session)
     except TimeoutError as error:
         raise DatabaseUnavailable("no answer in time") from error
+    if problem is not None:
+        raise SchemaBehind(problem)
     if database.replicas is None:
         return Readiness(status="ok")
     return Readiness(

@@ -1,0 +1,159 @@
+"""The Kubernetes option: each overlay built by kubectl, every object valid against the
+Kubernetes API's schemas, the policies a platform team checks, and the connection budget.
+"""
+
+import shutil
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.kubernetes import (
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    Manifest,
+    connection_budget,
+    container,
+    kustomize,
+    settings_of,
+    the,
+)
+from tests.rendering import render_into
+
+KINDS = {
+    "ConfigMap",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "Job",
+    "NetworkPolicy",
+    "PodDisruptionBudget",
+    "Service",
+    "ServiceAccount",
+}
+PROBES = {
+    "startupProbe": "/health/live",
+    "readinessProbe": "/health/ready",
+    "livenessProbe": "/health/live",
+}
+# How long /health/ready gives its query (api/health.py): the probe must wait longer.
+READY_QUERY_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return render_into(tmp_path_factory.mktemp("kubernetes"), kubernetes=True)
+
+
+@pytest.fixture(scope="module", params=OVERLAYS)
+def overlay(request: pytest.FixtureRequest, project: Path) -> list[Manifest]:
+    return kustomize(project / "deploy" / "kubernetes" / "overlays" / request.param)
+
+
+def test_every_object_is_valid_for_kubernetes(overlay: list[Manifest]) -> None:
+    # Only dev makes its Secret: production's comes from a secret store.
+    assert {item["kind"] for item in overlay} - {"Secret"} == KINDS
+    for item in overlay:
+        try:
+            kubernetes_validate.validate(item, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as invalid:
+            pytest.fail(f"{item['kind']} {item['metadata']['name']}: {invalid.message}")
+
+
+def test_a_misspelt_field_is_caught_by_the_validation(overlay: list[Manifest]) -> None:
+    deployment = the(overlay, "Deployment")
+    misspelt = {**deployment, "spec": {**deployment["spec"], "replica": 2}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(misspelt, KUBERNETES_VERSION, strict=True)
+
+
+def test_workloads_run_a_pinned_image_unprivileged(overlay: list[Manifest]) -> None:
+    for workload in (the(overlay, "Deployment"), the(overlay, "Job")):
+        pod = workload["spec"]["template"]["spec"]
+        main = container(workload)
+        image, _, tag = main["image"].rpartition(":")
+        assert image, main["image"]
+        assert tag not in {"", "latest"}, main["image"]
+        assert pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] > 0
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        assert main["securityContext"] == {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        }
+        for kind in ("requests", "limits"):
+            assert set(main["resources"][kind]) == {"cpu", "memory"}
+
+
+def test_the_service_is_probed_drained_and_rolled_without_losing_capacity(
+    overlay: list[Manifest],
+) -> None:
+    deployment = the(overlay, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    api = container(deployment)
+    assert {name: api[name]["httpGet"]["path"] for name in PROBES} == PROBES
+    assert api["readinessProbe"]["timeoutSeconds"] > READY_QUERY_SECONDS
+    assert api["args"][0] == "serve"
+    graceful = int(api["args"][api["args"].index("--graceful-timeout") + 1])
+    pause = api["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] > pause + graceful
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    # The autoscaler owns the count: an applied `replicas` would undo its work.
+    assert "replicas" not in deployment["spec"]
+    assert (
+        the(overlay, "HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]["name"]
+        == (deployment["metadata"]["name"])
+    )
+    assert pod["topologySpreadConstraints"]
+
+
+def test_only_the_migrate_job_can_read_the_owners_url(overlay: list[Manifest]) -> None:
+    deployment, job = the(overlay, "Deployment"), the(overlay, "Job")
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    (service_secret,) = (volume for volume in volumes if "secret" in volume)
+    assert [item["key"] for item in service_secret["secret"]["items"]] == ["database-url"]
+    assert settings_of(overlay)["DATABASE_URL_FILE"].endswith("/database-url")
+    migrate = container(job)
+    assert migrate["command"][-1] == "migrate"
+    (owner_url,) = (v for v in migrate["env"] if v["name"] == "DATABASE_MIGRATION_URL_FILE")
+    assert owner_url["value"].endswith("/migration-url")
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert 0 < job["spec"]["backoffLimit"] <= 5
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0
+    assert job["spec"]["activeDeadlineSeconds"] > 0
+
+
+def test_the_network_policy_admits_the_port_and_lets_out_dns_and_the_database(
+    overlay: list[Manifest],
+) -> None:
+    policy = the(overlay, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"]
+    assert [port["port"] for rule in policy["ingress"] for port in rule["ports"]] == [8000]
+    egress = {port["port"] for rule in policy["egress"] for port in rule["ports"]}
+    assert {53, 5432} <= egress
+
+
+def test_the_connection_budget_fits_the_server(overlay: list[Manifest]) -> None:
+    budget = connection_budget(overlay)
+    assert budget.needed <= budget.available, budget
+
+
+def test_an_overlay_past_its_budget_is_caught(project: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "kubernetes"
+    shutil.copytree(project / "deploy" / "kubernetes", folder)
+    sizes = folder / "overlays" / "prod" / "sizes.yaml"
+    patches = list(yaml.safe_load_all(sizes.read_text()))
+    for patch in patches:
+        if patch["kind"] == "HorizontalPodAutoscaler":
+            patch["spec"]["maxReplicas"] *= 4
+    sizes.write_text(yaml.safe_dump_all(patches))
+    budget = connection_budget(kustomize(folder / "overlays" / "prod"))
+    assert budget.needed > budget.available, budget
+
+
+def test_without_the_option_nothing_of_it_is_rendered(tmp_path: Path) -> None:
+    project = render_into(tmp_path)
+    assert not (project / "deploy").exists()
+    assert not (project / "Dockerfile").exists()

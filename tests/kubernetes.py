@@ -51,6 +51,7 @@ class ConnectionBudget:
     """What the service may open on the primary at most, against what the server allows."""
 
     pods: int
+    autoscaler_max: int
     workers: int
     per_process: int
     migrate: int
@@ -83,9 +84,10 @@ def connection_budget(objects: list[Manifest]) -> ConnectionBudget:
         for key, value in deployment["metadata"]["annotations"].items()
         if key.endswith(MAX_CONNECTIONS)
     )
+    autoscaler_max = int(the(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"])
     return ConnectionBudget(
-        pods=int(the(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"])
-        + int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]),
+        pods=autoscaler_max + int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]),
+        autoscaler_max=autoscaler_max,
         workers=int(settings.get("WEB_CONCURRENCY", "1")),
         per_process=2 * pool,
         migrate=1,

@@ -12,6 +12,7 @@ import yaml
 from tests.kubernetes import (
     KUBERNETES_VERSION,
     OVERLAYS,
+    RESERVED_CONNECTIONS,
     Manifest,
     connection_budget,
     container,
@@ -138,6 +139,19 @@ def test_the_network_policy_admits_the_port_and_lets_out_dns_and_the_database(
 def test_the_connection_budget_fits_the_server(overlay: list[Manifest]) -> None:
     budget = connection_budget(overlay)
     assert budget.needed <= budget.available, budget
+
+
+def test_the_readme_states_each_overlays_budget(project: Path) -> None:
+    readme = (project / "README.md").read_text().splitlines()
+    for name in OVERLAYS:
+        budget = connection_budget(kustomize(project / "deploy" / "kubernetes" / "overlays" / name))
+        surge = budget.pods - budget.autoscaler_max
+        row = (
+            f"| {name} | {budget.autoscaler_max} + {surge} | {budget.workers} | "
+            f"2 x {budget.per_process // 2} | {budget.needed} | "
+            f"{budget.max_connections} - {RESERVED_CONNECTIONS} |"
+        )
+        assert row in readme, row
 
 
 def test_an_overlay_past_its_budget_is_caught(project: Path, tmp_path: Path) -> None:

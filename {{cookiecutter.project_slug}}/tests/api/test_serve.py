@@ -44,13 +44,24 @@ def parsed(line: str, output: str) -> dict[str, Any]:
     return entry
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+# Two workers as Kubernetes starts them (deploy/kubernetes): WEB_CONCURRENCY, the URL in a file.
+@pytest.mark.parametrize(
+    ("workers", "as_kubernetes_does"), [(1, False), (2, True)], ids=["1-worker", "2-workers-k8s"]
+)
 def test_every_line_of_serve_is_json_with_log_format_json(
-    postgres_url: str, tmp_path: Path, workers: int
+    postgres_url: str, tmp_path: Path, workers: int, as_kubernetes_does: bool
 ) -> None:
     port = free_port()
-    environment = {**os.environ, "DATABASE_URL": postgres_url, "LOG_FORMAT": "json"}
-    command = ["serve", "--port", str(port), "--workers", str(workers)]
+    environment = {**os.environ, "LOG_FORMAT": "json"}
+    command = ["serve", "--port", str(port)]
+    if as_kubernetes_does:
+        url_file = tmp_path / "database-url"
+        url_file.write_text(postgres_url + "\n")
+        environment |= {"DATABASE_URL_FILE": str(url_file), "WEB_CONCURRENCY": str(workers)}
+        environment.pop("DATABASE_URL", None)
+    else:
+        environment["DATABASE_URL"] = postgres_url
+        command += ["--workers", str(workers)]
     service = subprocess.Popen(
         [sys.executable, "-m", "{{ cookiecutter.package_name }}", *command],
         cwd=tmp_path,

@@ -15,7 +15,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
 from {{ cookiecutter.package_name }}.db.roles import (
@@ -26,7 +25,8 @@ from {{ cookiecutter.package_name }}.db.roles import (
     unusable_tables,
 )
 from {{ cookiecutter.package_name }}.features import load_models
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.commands import in_a_thread, run_cli
 from tests.harness.servers import AppRole, SessionDatabase
 from tests.migration_copies import copy_migrations
 
@@ -46,12 +46,9 @@ SCHEMA_CHANGES = {
 }
 
 
-def run_cli(*argv: str) -> int:
-    get_settings.cache_clear()
-    try:
-        return cli.main(list(argv))
-    finally:
-        get_settings.cache_clear()
+def check(settings: Settings) -> None:
+    """check_service_role on the service's tables, in a thread (tests/commands.py)."""
+    in_a_thread(lambda: check_service_role(settings, METADATA.tables))
 
 
 def error_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -213,7 +210,7 @@ def test_a_role_without_the_grants_is_refused_before_serving(
 ) -> None:
     settings = Settings(database_url=SecretStr(as_text(bare_role.login(database.url))))
     with pytest.raises(RoleError) as refused:
-        check_service_role(settings, METADATA.tables)
+        check(settings)
     message = str(refused.value)
     assert f"the role '{bare_role.name}' of DATABASE_URL may not use the table" in message
     assert f"run `migrate` with DB_APP_ROLE={bare_role.name}" in message
@@ -225,11 +222,11 @@ def test_a_missing_role_is_refused_before_serving(database: SessionDatabase) -> 
     settings = Settings(database_url=SecretStr(as_text(missing.login(database.url))))
     refused = "the server refuses the role 'no_such_role' of DATABASE_URL"
     with pytest.raises(RoleError, match=refused):
-        check_service_role(settings, METADATA.tables)
+        check(settings)
 
 
 def test_the_service_role_passes_the_check(database: SessionDatabase) -> None:
-    check_service_role(Settings(database_url=SecretStr(as_text(database.url))), METADATA.tables)
+    check(Settings(database_url=SecretStr(as_text(database.url))))
 
 
 def test_migrate_grants_a_role_named_after_the_tables_were_made(
@@ -238,9 +235,7 @@ def test_migrate_grants_a_role_named_after_the_tables_were_made(
     name, url = database.clones.take()
     try:
         upgrade_database(url, app_role=bare_role.name)
-        check_service_role(
-            Settings(database_url=SecretStr(as_text(bare_role.login(url)))), METADATA.tables
-        )
+        check(Settings(database_url=SecretStr(as_text(bare_role.login(url)))))
     finally:
         # Before the role goes: it holds privileges in there.
         database.server.drop(name)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 from {{ cookiecutter.package_name }}.logs import ServiceLogHandler, TextFormatter
 from {{ cookiecutter.package_name }}.settings import {% if cookiecutter.use_fastapi %}Settings, {% endif %}get_settings
+from tests.commands import run_cli
 from tests.faults import SECRET, free_port
 from tests.harness.servers import connect
 
@@ -60,17 +60,6 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for variable in ("DATABASE_URL", "DATABASE_REPLICA_URLS", "LOG_FORMAT"):
         monkeypatch.delenv(variable, raising=False)
     return tmp_path
-
-
-def run_cli(*argv: str) -> int:
-    """The command in a thread of its own, as `serve`'s check runs an event loop of its own
-    (asyncio.run), which would end the one the tests share in this thread."""
-    get_settings.cache_clear()
-    try:
-        with ThreadPoolExecutor(max_workers=1) as thread:
-            return thread.submit(cli.main, list(argv)).result()
-    finally:
-        get_settings.cache_clear()
 
 
 def errors_logged(caplog: pytest.LogCaptureFixture) -> list[str]:

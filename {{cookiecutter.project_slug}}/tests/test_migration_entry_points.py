@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from {{ cookiecutter.package_name }}.db.migrations import MIGRATION_LOCK, alembic_config
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.settings import get_settings
+from tests.commands import in_a_thread
 from tests.harness.servers import SessionDatabase
 from tests.migration_copies import copy_migrations, offline_sql
 
@@ -204,7 +205,8 @@ def test_the_alembic_command_line_migrates_as_the_owner_and_grants_the_service(
     monkeypatch.setenv("DATABASE_URL", service.render_as_string(hide_password=False))
     monkeypatch.setenv("DATABASE_MIGRATION_URL", owner.render_as_string(hide_password=False))
     get_settings.cache_clear()
-    command.upgrade(alembic_config(), "head")
+    # The command line's env.py runs an event loop of its own (tests/commands.py).
+    in_a_thread(lambda: command.upgrade(alembic_config(), "head"))
     with engine.connect() as connection:
         made_by = connection.scalar(
             text("SELECT tableowner FROM pg_tables WHERE tablename = 'session_probe'")

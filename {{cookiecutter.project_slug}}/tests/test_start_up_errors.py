@@ -27,7 +27,9 @@ from {{ cookiecutter.package_name }}.db.reachability import CannotConnect
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 from {{ cookiecutter.package_name }}.localpg.processes import postmaster_pid
 from {{ cookiecutter.package_name }}.logs import ServiceLogHandler, TextFormatter
-from {{ cookiecutter.package_name }}.settings import {% if cookiecutter.use_fastapi %}Settings, {% endif %}get_settings
+{%- if cookiecutter.use_fastapi %}
+from {{ cookiecutter.package_name }}.settings import Settings
+{%- endif %}
 from tests.commands import run_cli
 from tests.faults import SECRET, free_port
 from tests.harness.servers import connect

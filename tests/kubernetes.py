@@ -1,5 +1,6 @@
 """The rendered Kubernetes manifests as kubectl builds them, and the numbers read from them."""
 
+import configparser
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -11,12 +12,13 @@ import yaml
 
 # The Kubernetes release the manifests are validated against (kubernetes-validate's schemas).
 KUBERNETES_VERSION = "1.37.0"
-OVERLAYS = ("dev", "prod")
+OVERLAYS = ("dev", "prod", "prod-pgbouncer")
 # Connections a budget leaves to the server: superuser_reserved_connections (3), an
 # operator's psql, monitoring.
 RESERVED_CONNECTIONS = 10
 # The annotation on the Deployment that names its server's max_connections.
 MAX_CONNECTIONS = ".database/max-connections"
+COMPONENT = "app.kubernetes.io/component"
 
 Manifest = dict[str, Any]
 
@@ -30,10 +32,16 @@ def kustomize(folder: Path) -> list[Manifest]:
     return [document for document in yaml.safe_load_all(built.stdout) if document]
 
 
-def the(objects: list[Manifest], kind: str) -> Manifest:
-    """The one object of `kind`."""
-    found = [item for item in objects if item["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} objects of kind {kind}"
+def the(objects: list[Manifest], kind: str, component: str = "api") -> Manifest:
+    """The one object of `kind` of the service's (unlabelled, or labelled `api`), or of
+    another component such as PgBouncer."""
+    found = [
+        item
+        for item in objects
+        if item["kind"] == kind
+        and item["metadata"].get("labels", {}).get(COMPONENT, "api") == component
+    ]
+    assert len(found) == 1, f"{len(found)} objects of kind {kind} for {component}"
     return found[0]
 
 
@@ -43,53 +51,83 @@ def container(workload: Manifest) -> Manifest:
 
 
 def settings_of(objects: list[Manifest]) -> Mapping[str, str]:
-    return dict(the(objects, "ConfigMap")["data"])
+    (settings,) = (
+        item["data"]
+        for item in objects
+        if item["kind"] == "ConfigMap" and "DATABASE_URL_FILE" in item["data"]
+    )
+    return dict(settings)
+
+
+def pgbouncer_ini(objects: list[Manifest]) -> configparser.ConfigParser | None:
+    """PgBouncer's configuration, when the manifests run one."""
+    found = [item for item in objects if "pgbouncer.ini" in item.get("data", {})]
+    if not found:
+        return None
+    parser = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    parser.read_string(found[0]["data"]["pgbouncer.ini"])
+    return parser
 
 
 @dataclass(frozen=True)
-class ConnectionBudget:
-    """What the service may open on the primary at most, against what the server allows."""
+class Budget:
+    """Connections some clients may open at most, against what the other end allows."""
 
-    pods: int
-    autoscaler_max: int
-    workers: int
-    per_process: int
-    migrate: int
-    max_connections: int
-
-    @property
-    def needed(self) -> int:
-        return self.pods * self.workers * self.per_process + self.migrate
-
-    @property
-    def available(self) -> int:
-        return self.max_connections - RESERVED_CONNECTIONS
+    counted: str
+    needed: int
+    limit: str
+    available: int
 
     def __str__(self) -> str:
-        return (
-            f"{self.pods} pods x {self.workers} workers x {self.per_process} connections "
-            f"+ {self.migrate} for migrate = {self.needed} of {self.available} "
-            f"(max_connections {self.max_connections} - {RESERVED_CONNECTIONS} reserved)"
-        )
+        return f"{self.counted} = {self.needed} of {self.limit} = {self.available}"
 
 
-def connection_budget(objects: list[Manifest]) -> ConnectionBudget:
-    """The most pods the autoscaler and a rollout's surge allow, each worker of each with
-    its primary and read pools (settings.py), and the migrate Job's one connection."""
+def most_pods(deployment: Manifest, objects: list[Manifest]) -> int:
+    """The autoscaler's most, or the Deployment's count, plus a rollout's surge."""
+    scalers = [
+        item
+        for item in objects
+        if item["kind"] == "HorizontalPodAutoscaler"
+        and item["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    ]
+    steady = scalers[0]["spec"]["maxReplicas"] if scalers else deployment["spec"]["replicas"]
+    return int(steady) + int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"])
+
+
+def connection_budgets(objects: list[Manifest]) -> list[Budget]:
+    """Each worker of each pod with its primary and read pools (settings.py), and the
+    migrate Job's one connection, against the server's max_connections less what it
+    keeps; with PgBouncer, the pods against its max_client_conn and its pools against
+    the server."""
     deployment = the(objects, "Deployment")
     settings = settings_of(objects)
     pool = int(settings.get("DB_POOL_SIZE", "10")) + int(settings.get("DB_MAX_OVERFLOW", "0"))
-    (annotation,) = (
-        value
+    workers = int(settings.get("WEB_CONCURRENCY", "1"))
+    pods = most_pods(deployment, objects)
+    (max_connections,) = (
+        int(value)
         for key, value in deployment["metadata"]["annotations"].items()
         if key.endswith(MAX_CONNECTIONS)
     )
-    autoscaler_max = int(the(objects, "HorizontalPodAutoscaler")["spec"]["maxReplicas"])
-    return ConnectionBudget(
-        pods=autoscaler_max + int(deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]),
-        autoscaler_max=autoscaler_max,
-        workers=int(settings.get("WEB_CONCURRENCY", "1")),
-        per_process=2 * pool,
-        migrate=1,
-        max_connections=int(annotation),
-    )
+    server = f"max_connections {max_connections} - {RESERVED_CONNECTIONS} reserved"
+    clients = f"{pods} pods x {workers} workers x {2 * pool} connections"
+    available = max_connections - RESERVED_CONNECTIONS
+    pgbouncer = pgbouncer_ini(objects)
+    if pgbouncer is None:
+        return [Budget(f"{clients} + 1 migrate", pods * workers * 2 * pool + 1, server, available)]
+    bouncers = most_pods(the(objects, "Deployment", "pgbouncer"), objects)
+    per_bouncer = pgbouncer.getint("pgbouncer", "default_pool_size")
+    return [
+        Budget(
+            clients,
+            pods * workers * 2 * pool,
+            "max_client_conn",
+            pgbouncer.getint("pgbouncer", "max_client_conn"),
+        ),
+        Budget(
+            f"{bouncers} PgBouncer pods x {per_bouncer} + 1 migrate",
+            bouncers * per_bouncer + 1,
+            server,
+            available,
+        ),
+    ]

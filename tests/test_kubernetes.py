@@ -12,9 +12,8 @@ import yaml
 from tests.kubernetes import (
     KUBERNETES_VERSION,
     OVERLAYS,
-    RESERVED_CONNECTIONS,
     Manifest,
-    connection_budget,
+    connection_budgets,
     container,
     kustomize,
     settings_of,
@@ -69,7 +68,9 @@ def test_a_misspelt_field_is_caught_by_the_validation(overlay: list[Manifest]) -
 
 
 def test_workloads_run_a_pinned_image_unprivileged(overlay: list[Manifest]) -> None:
-    for workload in (the(overlay, "Deployment"), the(overlay, "Job")):
+    workloads = [item for item in overlay if item["kind"] in {"Deployment", "Job"}]
+    assert len(workloads) >= 2
+    for workload in workloads:
         pod = workload["spec"]["template"]["spec"]
         main = container(workload)
         image, _, tag = main["image"].rpartition(":")
@@ -137,34 +138,49 @@ def test_the_network_policy_admits_the_port_and_lets_out_dns_and_the_database(
 
 
 def test_the_connection_budget_fits_the_server(overlay: list[Manifest]) -> None:
-    budget = connection_budget(overlay)
-    assert budget.needed <= budget.available, budget
+    for budget in connection_budgets(overlay):
+        assert budget.needed <= budget.available, budget
 
 
 def test_the_readme_states_each_overlays_budget(project: Path) -> None:
     readme = (project / "README.md").read_text().splitlines()
     for name in OVERLAYS:
-        budget = connection_budget(kustomize(project / "deploy" / "kubernetes" / "overlays" / name))
-        surge = budget.pods - budget.autoscaler_max
-        row = (
-            f"| {name} | {budget.autoscaler_max} + {surge} | {budget.workers} | "
-            f"2 x {budget.per_process // 2} | {budget.needed} | "
-            f"{budget.max_connections} - {RESERVED_CONNECTIONS} |"
-        )
-        assert row in readme, row
+        overlay = kustomize(project / "deploy" / "kubernetes" / "overlays" / name)
+        for budget in connection_budgets(overlay):
+            needed = f"{budget.counted} = {budget.needed}"
+            row = f"| {name} | {needed} | {budget.limit} = {budget.available} |"
+            assert row in readme, row
 
 
-def test_an_overlay_past_its_budget_is_caught(project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlay_name", ["prod", "prod-pgbouncer"])
+def test_an_overlay_past_its_budget_is_caught(
+    project: Path, tmp_path: Path, overlay_name: str
+) -> None:
     folder = tmp_path / "kubernetes"
     shutil.copytree(project / "deploy" / "kubernetes", folder)
-    sizes = folder / "overlays" / "prod" / "sizes.yaml"
+    sizes = folder / "overlays" / overlay_name / "sizes.yaml"
     patches = list(yaml.safe_load_all(sizes.read_text()))
     for patch in patches:
         if patch["kind"] == "HorizontalPodAutoscaler":
             patch["spec"]["maxReplicas"] *= 4
     sizes.write_text(yaml.safe_dump_all(patches))
-    budget = connection_budget(kustomize(folder / "overlays" / "prod"))
-    assert budget.needed > budget.available, budget
+    budgets = connection_budgets(kustomize(folder / "overlays" / overlay_name))
+    assert any(budget.needed > budget.available for budget in budgets), budgets
+
+
+def test_pgbouncer_serves_the_pods_and_the_job_goes_around_it(project: Path) -> None:
+    overlay = kustomize(project / "deploy" / "kubernetes" / "overlays" / "prod-pgbouncer")
+    assert settings_of(overlay)["DB_PGBOUNCER"] == "true"
+    migrate_env = {item["name"]: item["value"] for item in container(the(overlay, "Job"))["env"]}
+    assert migrate_env["DB_PGBOUNCER"] == "false"
+    bouncer = container(the(overlay, "Deployment", "pgbouncer"))
+    (port,) = bouncer["ports"]
+    service = the(overlay, "Service", "pgbouncer")
+    assert service["spec"]["ports"][0]["targetPort"] == port["name"]
+    policy = the(overlay, "NetworkPolicy", "pgbouncer")["spec"]
+    (admitted,) = policy["ingress"]
+    assert admitted["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+    assert [rule["port"] for rule in admitted["ports"]] == [port["containerPort"]]
 
 
 def test_without_the_option_nothing_of_it_is_rendered(tmp_path: Path) -> None:

@@ -74,17 +74,6 @@ def empty_url(database: SessionDatabase) -> Iterator[URL]:
 
 
 @pytest.fixture
-def bare_role(database: SessionDatabase) -> Iterator[AppRole]:
-    """A login role that no migration granted anything."""
-    role = AppRole(f"bare_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex)
-    database.server.create_role(role.name, str(role.password))
-    try:
-        yield role
-    finally:
-        database.server.drop_role(role.name)
-
-
-@pytest.fixture
 def away_from_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No .env, and no settings of the environment, between the CLI and the test's own."""
     monkeypatch.chdir(tmp_path)

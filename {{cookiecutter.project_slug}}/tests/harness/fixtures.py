@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from tests.harness.isolation import DatabaseScope
     from tests.harness.queries import QueryGuard
     from tests.harness.replicas import ReplicaServer
-    from tests.harness.servers import Owner, SessionDatabase
+    from tests.harness.servers import AppRole, Owner, SessionDatabase
 
 # Fixtures that isolate the tests that ask for them: only real commits reach a replica.
 ISOLATING_FIXTURES = frozenset({"replica", "replica_urls"})
@@ -167,6 +167,20 @@ def db_owner(
         pytest.fail("db_owner needs a database of the test's own: mark the test isolated_db")
     owner_url = database.server.admin_url.set(database=db_engine.url.database)
     return Owner(url=owner_url, app_role=database.app_role)
+
+
+@pytest.fixture
+def bare_role(database: SessionDatabase) -> Iterator[AppRole]:
+    """A login role of the test's own that no migration granted anything; dropped after."""
+    from tests.harness.servers import AppRole
+
+    password = uuid.uuid4().hex
+    role = AppRole(f"bare_{uuid.uuid4().hex[:8]}", password)
+    database.server.create_role(role.name, password)
+    try:
+        yield role
+    finally:
+        database.server.drop_role(role.name)
 
 
 @pytest.fixture

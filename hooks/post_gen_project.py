@@ -21,6 +21,9 @@ EXAMPLE_FILES = (
 )
 
 
+IDEMPOTENCY_MIGRATION = "migrations/versions/0004_idempotency_keys.py"
+
+
 def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
     """Project-relative paths that belong to options not chosen."""
     package = answers["package_name"]
@@ -30,6 +33,8 @@ def paths_to_remove(answers: Mapping[str, object]) -> list[str]:
         # The HTTP layer, and each feature's endpoints.
         paths += [f"{src}/api", "tests/api"]
         paths += [f"{src}/features/{feature}/api" for feature in EXAMPLE_FEATURES]
+        # Idempotency keys answer HTTP requests: without them, their table goes too.
+        paths += [f"{src}/features/idempotency", IDEMPOTENCY_MIGRATION]
     if answers["include_example_models"] is not True:
         paths += [
             f"{folder.format(package=package)}/{feature}"

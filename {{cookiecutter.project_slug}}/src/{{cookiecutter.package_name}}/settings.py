@@ -229,6 +229,8 @@ class Settings(LogSettings):
     migration_lock_timeout_ms: int = Field(default=5000, gt=0)
     migration_statement_timeout_ms: int = Field(default=60000, gt=0)
     migration_lock_attempts: int = Field(default=3, ge=1)
+    # Seconds an Idempotency-Key's answer is kept (features/idempotency).
+    idempotency_ttl: int = Field(default=86400, gt=0)
     # A statement slower than this many milliseconds is logged once (0: never).
     slow_query_ms: int = Field(default=500, ge=0)
     # Prometheus metrics at /metrics (observability/metrics.py); METRICS_PORT serves

@@ -8,6 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.session import AsyncSessionFactory, transaction
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+def get_settings_of_the_app(request: Request) -> Settings:
+    """The Settings the app was made with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_of_the_app)]
 
 
 def get_database(request: Request) -> Database:

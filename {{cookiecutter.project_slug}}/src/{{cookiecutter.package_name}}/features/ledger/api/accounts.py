@@ -17,13 +17,13 @@ from {{ cookiecutter.package_name }}.api.responses import (
     Responses,
 )
 from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
 from {{ cookiecutter.package_name }}.features.ledger.api.schemas import (
     AccountCreate,
     AccountRead,
     TransferCreate,
     TransferRead,
 )
-from {{ cookiecutter.package_name }}.features.ledger.models import Transfer
 from {{ cookiecutter.package_name }}.features.ledger.repositories import AccountRepository
 from {{ cookiecutter.package_name }}.features.ledger.transfers import transfer
 
@@ -53,9 +53,16 @@ async def get_account(account_id: ApiKey, session: ReadSessionDep) -> AccountRea
     status_code=status.HTTP_201_CREATED,
     responses={**WITH_BODY, **BY_KEY, **REFUSED_TRANSFER},
 )
-async def create_transfer(body: TransferCreate, sessions: SessionFactoryDep) -> TransferRead:
+async def create_transfer(
+    body: TransferCreate, sessions: SessionFactoryDep, idempotency: IdempotencyDep
+) -> TransferRead:
     # Not SessionDep: a retry must start a new transaction, so this route owns its own.
-    async def work(session: AsyncSession) -> Transfer:
-        return await transfer(session, body.source_id, body.target_id, body.amount)
+    async def work(session: AsyncSession) -> TransferRead:
+        # A client's retry with the same Idempotency-Key gets this answer, moving no money.
+        await idempotency.claim(session, body)
+        made = await transfer(session, body.source_id, body.target_id, body.amount)
+        answer = TransferRead.model_validate(made)
+        await idempotency.record(session, answer, status.HTTP_201_CREATED)
+        return answer
 
-    return TransferRead.model_validate(await run_in_transaction(work, sessions))
+    return await run_in_transaction(work, sessions)

@@ -253,6 +253,8 @@ class Cluster:
         """The container's environment: the image's PATH, the ConfigMaps of its envFrom,
         then its env; the *_FILE variables pointed from the mount path to `files`."""
         main = container(workload)
+        # Otherwise Kubernetes adds variables for every Service of the namespace.
+        assert pod_spec(workload)["enableServiceLinks"] is False
         environment = {"PATH": f"{self.project / '.venv' / 'bin'}:{IMAGE_PATH}"}
         for source in main.get("envFrom", []):
             name = source["configMapRef"]["name"]

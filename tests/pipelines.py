@@ -248,7 +248,7 @@ class RunningService:
     password: str
 
     def query(
-        self, statement: str, password: str | None = None
+        self, statement: str, password: str | None = None, database: str = "postgres"
     ) -> subprocess.CompletedProcess[str]:
         environment = {
             "PATH": os.environ["PATH"],
@@ -261,7 +261,7 @@ class RunningService:
                 f"--host={SERVER_ADDRESS}",
                 f"--port={self.port}",
                 f"--username={SUPERUSER}",
-                "--dbname=postgres",
+                f"--dbname={database}",
                 "--no-psqlrc",
                 "--tuples-only",
                 "--no-align",
@@ -319,11 +319,14 @@ def wait_until_ready(process: subprocess.Popen[bytes], datadir: Path, log: Path)
 
 
 @contextlib.contextmanager
-def postgres_service(service: Service, folder: Path) -> Iterator[RunningService]:
+def postgres_service(
+    service: Service, folder: Path, lock: Path | None = SERVICE_LOCK
+) -> Iterator[RunningService]:
     """A fresh server on 127.0.0.1 at the service's port, superuser password as the file sets.
 
     `folder` must be traversable by the postgres account. The port is held for
-    the whole block, so concurrent jobs wait for each other.
+    the whole block under `lock`, so concurrent jobs wait for each other; None for
+    a port of the caller's own.
     """
     account = as_server_account()
     folder.mkdir(mode=0o700)
@@ -333,7 +336,7 @@ def postgres_service(service: Service, folder: Path) -> Iterator[RunningService]
     hand_over(password_file, account)
     datadir = folder / "data"
     log = folder / "postgres.log"
-    with exclusive(SERVICE_LOCK):
+    with exclusive(lock) if lock is not None else contextlib.nullcontext():
         if not port_is_free(service.port):
             raise RuntimeError(
                 f"port {service.port} is taken by something other than a pipeline job"

@@ -77,6 +77,7 @@ def test_workloads_run_a_pinned_image_unprivileged(overlay: list[Manifest]) -> N
         assert image, main["image"]
         assert tag not in {"", "latest"}, main["image"]
         assert pod["automountServiceAccountToken"] is False
+        assert pod["enableServiceLinks"] is False
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] > 0
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}

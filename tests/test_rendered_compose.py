@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.commands import UV, in_mount_namespace, run
+from tests.commands import in_mount_namespace
 from tests.pipelines import SERVER_BINDIR, as_server_account, exclusive, hand_over
 from tests.rendering import render_into
 
@@ -320,11 +320,9 @@ def test_the_compose_replica_streams_from_db_and_the_app_reaches_it(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the server as postgres")
 def test_compose_migrates_as_the_owner_and_serves_as_a_role_that_may_not_change_the_schema(
-    workspace: Path,
+    workspace: Path, installed_project: Path
 ) -> None:
-    project = render_into(workspace, use_docker=True)
-    assert UV is not None
-    run(project, UV, "sync", "--quiet", "--locked", "--no-dev")
+    project = installed_project
     services = Services(yaml.safe_load((project / "compose.yaml").read_text()), workspace)
     with exclusive(LOCK), primary(services) as db:
         service = services.url("app", "DATABASE_URL")

@@ -7,6 +7,7 @@ from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
 
@@ -17,10 +18,15 @@ async def post_as_shown(posts: PostRepository, key: Key) -> PostRead:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
-async def create_post(body: PostCreate, session: SessionDep) -> PostRead:
+async def create_post(
+    body: PostCreate, session: SessionDep, idempotency: IdempotencyDep
+) -> PostRead:
+    await idempotency.claim(session, body)
     posts = PostRepository(session)
     created = await posts.create(**body.model_dump())
-    return await post_as_shown(posts, created.id)
+    post = await post_as_shown(posts, created.id)
+    await idempotency.record(session, post, status.HTTP_201_CREATED)
+    return post
 
 
 @router.get("")

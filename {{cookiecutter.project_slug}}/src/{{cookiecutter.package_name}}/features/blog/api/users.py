@@ -12,14 +12,19 @@ from {{ cookiecutter.package_name }}.api.responses import (
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import UserCreate, UserRead, UserUpdate
 from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
 
 router = APIRouter(prefix="/users", tags=["users"], responses=QUERIES)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**WITH_BODY, **CONFLICTING_WRITE})
-async def create_user(body: UserCreate, session: SessionDep) -> UserRead:
-    user = await UserRepository(session).create(**body.model_dump())
-    return UserRead.model_validate(user)
+async def create_user(
+    body: UserCreate, session: SessionDep, idempotency: IdempotencyDep
+) -> UserRead:
+    await idempotency.claim(session, body)
+    user = UserRead.model_validate(await UserRepository(session).create(**body.model_dump()))
+    await idempotency.record(session, user, status.HTTP_201_CREATED)
+    return user
 
 
 @router.get("")

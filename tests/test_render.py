@@ -126,11 +126,9 @@ def assert_files_follow_the_options(project: Path, values: dict[str, Any]) -> No
     assert sorted(path for path in optional if (project / path).exists()) == sorted(kept)
     # The app finds each feature's endpoints, and nothing else names them.
     features = package / "features"
-    assert sorted(path.parent.name for path in features.glob("*/api")) == (
-        sorted(post_gen_project.EXAMPLE_FEATURES)
-        if values["use_fastapi"] and values["include_example_models"]
-        else []
-    )
+    examples = list(post_gen_project.EXAMPLE_FEATURES) if values["include_example_models"] else []
+    with_endpoints = [*examples, "idempotency"] if values["use_fastapi"] else []
+    assert sorted(path.parent.name for path in features.glob("*/api")) == sorted(with_endpoints)
     uuid_files = [package / "db" / "ids.py", project / "tests" / "test_ids.py"]
     assert [path.is_file() for path in uuid_files] == [values["id_type"] == "uuid"] * 2
     migration = (project / "migrations" / "versions" / "0001_initial.py").read_text()

@@ -17,6 +17,8 @@ from {{ cookiecutter.package_name }}.api.middleware import RequestContextMiddlew
 from {{ cookiecutter.package_name }}.db.database import Database
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, check_connection
+from {{ cookiecutter.package_name }}.db.roles import INSUFFICIENT_PRIVILEGE
+from {{ cookiecutter.package_name }}.db.schema_revision import MIGRATED
 from {{ cookiecutter.package_name }}.features import feature_modules
 from {{ cookiecutter.package_name }}.logs import configure_logging_at_startup
 from {{ cookiecutter.package_name }}.observability import metrics, tracing
@@ -24,11 +26,9 @@ from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
 STARTUP_CHECK_SECONDS = 2.0
-MIGRATED = "SELECT to_regclass('alembic_version') IS NOT NULL"
 REVISION = "SELECT string_agg(version_num, ',') FROM alembic_version"
 # Probes and scrapes every few seconds would bury the requests in traces.
 UNTRACED_URLS = "/health/live,/health/ready,/metrics"
-INSUFFICIENT_PRIVILEGE = "42501"
 DESCRIPTION = (
     "Every 4xx and 5xx answer has the body `ErrorResponse`, with a `code` for programs, "
     "including those of no operation: 404 for a path no route serves and 405 for a method "
@@ -67,7 +67,7 @@ async def publish_revision(engine: AsyncEngine) -> None:
     never stops the start-up, so a failure here only leaves it out."""
     try:
         async with asyncio.timeout(STARTUP_CHECK_SECONDS), engine.connect() as connection:
-            migrated = await connection.scalar(text(MIGRATED))
+            migrated = await connection.scalar(MIGRATED)
             revision = await connection.scalar(text(REVISION)) if migrated else None
     except DBAPIError as error:
         if sqlstate_and_constraint(error)[0] == INSUFFICIENT_PRIVILEGE:

@@ -190,14 +190,14 @@ def test_pre_commit_runs_the_checks_and_refuses_a_second_head(workspace: Path) -
     passed = run(project, *pre_commit, base_environment=environment).stdout
     assert "migrations have one head" in passed
     versions = project / "migrations" / "versions"
-    latest = (versions / "0003_post_status.py").read_text()
-    (versions / "0003b_fork.py").write_text(
-        latest.replace('revision: str = "0003"', 'revision: str = "0003b"')
+    latest = (versions / "0004_users_email_ignoring_case.py").read_text()
+    (versions / "0004b_fork.py").write_text(
+        latest.replace('revision: str = "0004"', 'revision: str = "0004b"')
     )
     git(project, "add", "-A")
     refused = run(project, *pre_commit, base_environment=environment, check=False)
     assert refused.returncode != 0
-    assert "migrations/ has 2 heads ['0003', '0003b']" in refused.stdout
+    assert "migrations/ has 2 heads ['0004', '0004b']" in refused.stdout
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import URL, BigInteger, Column, Identity, Table, create_engine, inspect, make_url
 from sqlalchemy.pool import NullPool
 
@@ -362,6 +363,52 @@ def test_a_blank_revision_keeps_its_imports_for_the_bodies_written_by_hand(
                 assert inspect(connection).has_table("by_hand")
         finally:
             engine.dispose()
+    finally:
+        database.clones.release(name)
+
+
+def previous_revision(revision: str) -> str:
+    script = ScriptDirectory.from_config(migrations.alembic_config()).get_revision(revision)
+    assert script is not None
+    return str(script.down_revision or "base")
+
+
+def test_current_and_downgrade_on_the_embedded_default(
+    in_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (head,) = migrations.head_revisions()
+    previous = previous_revision(head)
+    try:
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == f"{head} (head)\n"
+        # Neither command migrates the embedded database first, as the others do.
+        assert run_cli("downgrade", "-1") == 0
+        assert capsys.readouterr().out == f"{previous}\n"
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == f"{previous}\n"
+    finally:
+        assert run_cli("migrate") == 0
+    assert run_cli("current") == 0
+    assert capsys.readouterr().out == f"{head} (head)\n"
+
+
+def test_downgrade_and_current_on_database_url(
+    database: SessionDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, url = database.clones.take()
+    try:
+        monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
+        assert run_cli("downgrade", "base") == 0
+        assert capsys.readouterr().out == "base\n"
+        with connect(url.set(drivername="postgresql+psycopg")) as connection:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == []
+        assert run_cli("downgrade", "-1") == 1
+        assert "cannot downgrade to -1: " in caplog.text
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == "base\n"
     finally:
         database.clones.release(name)
 

@@ -205,6 +205,41 @@ def upgrade_database(
                 grant_under_limits(connection, app_role, limits)
 
 
+def downgrade_database(
+    url: URL,
+    revision: str,
+    limits: MigrationLimits | None = None,
+    *,
+    app_role: str | None = None,
+) -> None:
+    """Downgrade the database at `url` to `revision` ("-1": one revision back, "base":
+    none), under the migration lock and `limits` as upgrade_database upgrades; with
+    `app_role`, grant it what the service needs on the tables a downgrade makes again.
+    A revision that times out waiting for a lock is not tried again."""
+    limits = limits or MigrationLimits.from_settings()
+    with span("migrate", **{"db.namespace": url.database or ""}), connected(url) as connection:
+        hold = nullcontext() if limits.one_transaction else migration_lock(connection)
+        with hold, connection.begin() if limits.one_transaction else nullcontext():
+            downgrade(connection, revision, limits, app_role)
+
+
+def current_revisions(url: URL) -> tuple[str, ...]:
+    """The revisions the database at `url` is at: none before its first migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    with connected(url) as connection:
+        revisions = MigrationContext.configure(connection).get_current_heads()
+        connection.rollback()
+    return revisions
+
+
+def head_revisions() -> tuple[str, ...]:
+    """The latest revisions in migrations/versions (one, unless it has branches)."""
+    from alembic.script import ScriptDirectory
+
+    return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 @contextmanager
 def connected(url: URL) -> Iterator[Connection]:
     """A psycopg connection to `url`, closed after the block; CannotConnect

@@ -221,13 +221,22 @@ async def test_a_missing_key_is_404_for_every_method(client: httpx.AsyncClient) 
         assert response.json()["error"]["code"] == "not_found"
 
 
-async def test_a_body_that_is_not_json_is_400_in_the_error_shape(
+async def test_a_body_that_is_not_utf8_is_400_in_the_error_shape(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.post(
         "/users", content=b"\xff", headers={"content-type": "application/json"}
     )
     assert error_of(response, 400)["code"] == "malformed_request"
+
+
+async def test_a_body_that_is_not_json_is_422_json_invalid(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/users", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    error = error_of(response, 422)
+    assert error["code"] == "invalid_input"
+    assert [detail["type"] for detail in error["details"]] == ["json_invalid"]
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])

@@ -119,7 +119,8 @@ def wait_for_session_lock(connection: Connection) -> None:
     holds neither a transaction nor a snapshot.
     """
     key = {"key": MIGRATION_LOCK}
-    level = connection.default_isolation_level
+    options = connection.get_execution_options()
+    level = options.get("isolation_level", connection.default_isolation_level)
     connection.execution_options(isolation_level="AUTOCOMMIT")
     try:
         while not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):

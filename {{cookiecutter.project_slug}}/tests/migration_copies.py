@@ -28,6 +28,12 @@ class MigrationsCopy:
     def versions(self) -> Path:
         return self.root / "migrations" / "versions"
 
+    def remove_project_revisions(self) -> None:
+        """Keep only the revisions the test adds from now on: a test of a check on
+        revisions must not see, and fail on, the project's own."""
+        for revision in self.versions.glob("*.py"):
+            revision.unlink()
+
     def add(self, revision: str, upgrade: str, downgrade: str = "pass") -> None:
         """Write `revision` on top of the current head; the bodies are Python statements
         that may use `op` and `sa`."""

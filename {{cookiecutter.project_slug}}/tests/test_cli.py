@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,11 +17,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import URL, BigInteger, Column, Identity, Table, make_url
+from alembic.script import ScriptDirectory
+from sqlalchemy import URL, BigInteger, Column, Identity, Table, create_engine, inspect, make_url
+from sqlalchemy.pool import NullPool
 
 from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.db import migrations
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationLockTimeout
+from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
 from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.account import as_account, hand_over, server_account
 from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, SUPERUSER, Cluster
@@ -36,9 +40,14 @@ from {{ cookiecutter.package_name }}.localpg.errors import ClusterError
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
 from {{ cookiecutter.package_name }}.localpg.scratch import STALE_CACHE_SECONDS
 from {{ cookiecutter.package_name }}.settings import get_settings
-from tests.harness.servers import connect
+from tests.harness.servers import SessionDatabase, connect
 
 DATABASE = "{{ cookiecutter.package_name }}"
+# The bodies a developer writes in a blank revision, using the imports it came with.
+HAND_WRITTEN = {
+    "upgrade": 'op.create_table("by_hand", sa.Column("id", sa.BigInteger, primary_key=True))',
+    "downgrade": 'op.drop_table("by_hand")',
+}
 
 
 def run_cli(*argv: str) -> int:
@@ -320,6 +329,88 @@ def test_a_blank_revision_needs_no_database(
     assert run_cli("revision", "-m", "by hand") == 0
     assert new_upgrade(versions, before) == ["pass"]
     assert not (tmp_path / cli.EMBEDDED_DIR).exists()
+
+
+def test_a_blank_revision_keeps_its_imports_for_the_bodies_written_by_hand(
+    tmp_path: Path, versions: Path, database: SessionDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    before = set(versions.glob("*.py"))
+    assert run_cli("revision", "-m", "by hand") == 0
+    (written,) = set(versions.glob("*.py")) - before
+    # What a developer then writes, with no import of their own.
+    source = written.read_text()
+    for name, body in HAND_WRITTEN.items():
+        source = source.replace(
+            f"def {name}() -> None:\n    pass", f"def {name}() -> None:\n    {body}"
+        )
+    written.write_text(source)
+    lint = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--no-fix", str(written)],
+        cwd=versions.parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    name, url = database.clones.take()
+    try:
+        upgrade_database(url.set(drivername="postgresql+psycopg"))
+        engine = create_engine(url.set(drivername="postgresql+psycopg"), poolclass=NullPool)
+        try:
+            with engine.connect() as connection:
+                assert inspect(connection).has_table("by_hand")
+        finally:
+            engine.dispose()
+    finally:
+        database.clones.release(name)
+
+
+def previous_revision(revision: str) -> str:
+    script = ScriptDirectory.from_config(migrations.alembic_config()).get_revision(revision)
+    assert script is not None
+    return str(script.down_revision or "base")
+
+
+def test_current_and_downgrade_on_the_embedded_default(
+    in_project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (head,) = migrations.head_revisions()
+    previous = previous_revision(head)
+    try:
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == f"{head} (head)\n"
+        # Neither command migrates the embedded database first, as the others do.
+        assert run_cli("downgrade", "-1") == 0
+        assert capsys.readouterr().out == f"{previous}\n"
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == f"{previous}\n"
+    finally:
+        assert run_cli("migrate") == 0
+    assert run_cli("current") == 0
+    assert capsys.readouterr().out == f"{head} (head)\n"
+
+
+def test_downgrade_and_current_on_database_url(
+    database: SessionDatabase,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    name, url = database.clones.take()
+    try:
+        monkeypatch.setenv("DATABASE_URL", url.render_as_string(hide_password=False))
+        assert run_cli("downgrade", "base") == 0
+        assert capsys.readouterr().out == "base\n"
+        with connect(url.set(drivername="postgresql+psycopg")) as connection:
+            assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == []
+        assert run_cli("downgrade", "-1") == 1
+        assert "cannot downgrade to -1: " in caplog.text
+        assert run_cli("current") == 0
+        assert capsys.readouterr().out == "base\n"
+    finally:
+        database.clones.release(name)
 
 
 def test_migrate_behind_a_held_lock_is_one_error_line(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import URL, {% if cookiecutter.include_example_models %}func, {% endif %}make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.db.engine import (
@@ -31,6 +31,7 @@ from {{ cookiecutter.package_name }}.db.session import (
     transaction,
 )
 {%- if cookiecutter.include_example_models %}
+from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 {%- endif %}
@@ -146,7 +147,9 @@ async def test_repository_through_pgbouncer(bounced: AsyncEngine) -> None:
         users = UserRepository(session)
         copied = await users.add_many(rows)
         ada = await users.create(email="ada@example.com", name="Ada")
-        await users.upsert([{"email": "ada@example.com", "name": "Ada L."}], conflict=["email"])
+        await users.upsert(
+            [{"email": "ada@example.com", "name": "Ada L."}], conflict=[func.lower(User.email)]
+        )
     async with make_read_session_factory(bounced)() as session:
         users = UserRepository(session)
         assert (await users.get_or_raise(ada.id)).name == "Ada L."

@@ -53,11 +53,9 @@ def test_no_revision_builds_an_index_on_an_existing_table_without_concurrently()
     )
 
 
-@pytest.fixture
-def index_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MigrationsCopy:
-    """Revisions of the test's own: a table and its first index, then two indexes built
-    the blocking way, then one built concurrently."""
-    copy = copy_migrations(tmp_path / "project", monkeypatch)
+def add_index_probes(copy: MigrationsCopy) -> MigrationsCopy:
+    """Revisions of the test's own on top of `copy`'s: a table and its first index,
+    then two indexes built the blocking way, then one built concurrently."""
     copy.add(
         "index_probe_table",
         """
@@ -95,7 +93,23 @@ def index_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Migratio
     return copy
 
 
-def test_the_check_finds_indexes_built_the_blocking_way(index_revisions: MigrationsCopy) -> None:
+@pytest.fixture
+def index_revisions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MigrationsCopy:
+    """The project's revisions, then the index probes."""
+    return add_index_probes(copy_migrations(tmp_path / "project", monkeypatch))
+
+
+@pytest.fixture
+def index_probes_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MigrationsCopy:
+    """Only the index probes: what the check finds does not depend on the project's revisions."""
+    copy = copy_migrations(tmp_path / "project", monkeypatch)
+    copy.remove_project_revisions()
+    return add_index_probes(copy)
+
+
+def test_the_check_finds_indexes_built_the_blocking_way(
+    index_probes_alone: MigrationsCopy,
+) -> None:
     assert blocking_index_builds(alembic_config()) == [
         "index_probe_blocking: CREATE INDEX ix_index_probe_b ON index_probe (b);",
         "index_probe_blocking: CREATE UNIQUE INDEX ix_index_probe_id ON public.index_probe (id);",

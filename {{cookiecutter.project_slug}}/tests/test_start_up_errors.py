@@ -213,11 +213,17 @@ def unusable_database(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     )
 
 
-def test_migrate_says_in_one_line_what_failed(
-    elsewhere: Path, unusable_database: Unusable, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "command", [("migrate",), ("current",), ("downgrade", "-1")], ids=lambda command: command[0]
+)
+def test_a_database_command_says_in_one_line_what_failed(
+    elsewhere: Path,
+    unusable_database: Unusable,
+    command: tuple[str, ...],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.INFO):
-        assert run_cli("migrate") == 1
+        assert run_cli(*command) == 1
     [message] = errors_logged(caplog)
     # The resolver's own words follow a host it cannot find, and differ between systems.
     assert message.startswith(unusable_database.message)

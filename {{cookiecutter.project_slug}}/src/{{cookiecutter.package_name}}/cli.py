@@ -1,4 +1,4 @@
-"""Command line: migrate, revision{% if cookiecutter.use_fastapi %} and serve{% endif %} (`{{ cookiecutter.package_name }} --help`).
+"""Command line: migrate, downgrade, current, revision{% if cookiecutter.use_fastapi %} and serve{% endif %} (`{{ cookiecutter.package_name }} --help`).
 
 With DATABASE_URL unset, each command runs on a private PostgreSQL cluster kept
 in .postgres/ (git-ignored), started for the command and stopped after it, also
@@ -29,7 +29,13 @@ from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.db.credentials import CredentialsUnavailable
 from {{ cookiecutter.package_name }}.db.migration_limits import MigrationTimeout
-from {{ cookiecutter.package_name }}.db.migrations import create_revision, upgrade_database
+from {{ cookiecutter.package_name }}.db.migrations import (
+    create_revision,
+    current_revisions,
+    downgrade_database,
+    head_revisions,
+    upgrade_database,
+)
 from {{ cookiecutter.package_name }}.db.reachability import CannotConnect, {% if cookiecutter.use_fastapi %}check_connection, {% endif %}one_line
 from {{ cookiecutter.package_name }}.db.roles import RoleError
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound
@@ -126,6 +132,34 @@ def configured_database(settings: Settings) -> Iterator[Settings]:
 def migrate(settings: Settings) -> None:
     upgrade_database(settings.migration_url_for("psycopg"), app_role=settings.granted_role())
     logger.info("the database is at the latest revision")
+
+
+def downgrade(settings: Settings, target: str) -> int:
+    """Take the database down to `target` ("-1", a revision, "base")."""
+    from alembic.util import CommandError
+
+    try:
+        downgrade_database(
+            settings.migration_url_for("psycopg"), target, app_role=settings.granted_role()
+        )
+    except CommandError as error:
+        # Alembic's own words, e.g. that there is no revision to go back from.
+        logger.error(
+            "cannot downgrade to %s: %s (`{{ cookiecutter.package_name }} current` says where it is)",
+            target,
+            error,
+        )
+        return 1
+    current(settings)
+    return 0
+
+
+def current(settings: Settings) -> None:
+    """Print the database's revision, "(head)" after the latest, "base" before the first."""
+    heads = set(head_revisions())
+    revisions = current_revisions(settings.migration_url_for("psycopg")) or ("base",)
+    for applied in revisions:
+        print(f"{applied} (head)" if applied in heads else applied, flush=True)
 
 
 def revision(message: str, url: URL | None) -> int:
@@ -243,6 +277,13 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("migrate", help="upgrade the database to the latest revision")
+    downgrade_parser = commands.add_parser(
+        "downgrade", help="take the database down to a revision (and print where it is)"
+    )
+    downgrade_parser.add_argument(
+        "target", help='"-1" for one revision back, "-2" for two, a revision id, or "base"'
+    )
+    commands.add_parser("current", help="print the revision the database is at")
     revision_parser = commands.add_parser(
         "revision", help="write a new revision in migrations/versions"
     )
@@ -286,6 +327,12 @@ def run(arguments: argparse.Namespace, settings: Settings) -> int:
         check_before_serving(settings)
 {%- endif %}
     with configured_database(settings) as database_settings:
+        # Where the database is, and taking it back, leave it at its revision.
+        if arguments.command == "current":
+            current(database_settings)
+            return 0
+        if arguments.command == "downgrade":
+            return downgrade(database_settings, arguments.target)
         # The embedded database is always brought to the latest revision; a server
         # of your own only by `migrate`.
         if arguments.command == "migrate" or settings.database_url is None:

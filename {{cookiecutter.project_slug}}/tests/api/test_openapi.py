@@ -107,6 +107,20 @@ def test_every_integer_bound_is_one_tools_read_and_a_bigint_holds(
         assert high is None or high <= BIGINT_MAX, schema
 
 
+{% if cookiecutter.include_example_models -%}
+def test_every_request_body_refuses_fields_it_does_not_know(document: dict[str, Any]) -> None:
+    bodies = [
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for _, _, operation in operations(document)
+        if "requestBody" in operation
+    ]
+    assert bodies
+    for reference in bodies:
+        schema = document["components"]["schemas"][reference.rsplit("/", 1)[1]]
+        assert schema["additionalProperties"] is False, reference
+
+
+{% endif -%}
 def test_the_error_schema_names_code_and_message(document: dict[str, Any]) -> None:
     detail = document["components"]["schemas"]["ErrorDetail"]
     assert detail["required"] == ["code", "message"]

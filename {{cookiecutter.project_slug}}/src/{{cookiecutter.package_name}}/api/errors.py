@@ -2,7 +2,8 @@
 
 That includes the answers the framework makes itself: an unknown path (404), a
 method the path does not have (405, with an Allow header listing those it has), a
-body that cannot be parsed (400). The state of the database never causes a 500:
+body that is not UTF-8 (400; one that is not JSON is a 422 `json_invalid`, as any
+refused value). The state of the database never causes a 500:
 an unreachable, restarting or unmigrated database, or a pool with no free
 connection, is a 503 the client may retry. Only a bug is a 500: it is logged once
 with its traceback and answered with the request id, never with the exception's
@@ -141,7 +142,7 @@ def allowed_methods(request: Request) -> str:
 
 
 async def http_error(request: Request, error: Exception) -> Response:
-    """What Starlette and FastAPI raise themselves: routing (404, 405), body parsing (400)."""
+    """What Starlette and FastAPI raise themselves: routing (404, 405), a body not UTF-8 (400)."""
     assert isinstance(error, HTTPException)
     status, headers = error.status_code, dict(error.headers or {})
     if status == 405:

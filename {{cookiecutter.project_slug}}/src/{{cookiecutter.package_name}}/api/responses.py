@@ -40,11 +40,12 @@ class ErrorResponse(BaseModel):
 
 # What each status means on this service, with the codes it comes with.
 ERROR_DESCRIPTIONS = {
-    400: "malformed_request: the body could not be read (not JSON, not UTF-8).",
+    400: "malformed_request: the body could not be read as text (not UTF-8).",
     404: "not_found: no row has the key given.",
     409: "already_exists (`fields` names the unique fields), conflict (the change conflicts "
     "with the data as it is), or a code of the operation's own business rule.",
-    422: "invalid_input: a value was refused (`details` has one entry per value), "
+    422: "invalid_input: a value was refused (`details` has one entry per value; "
+    "`json_invalid` for a body that is not JSON, `extra_forbidden` for a field not taken), "
     "or missing_reference: a key names no row (`fields` names it).",
     500: "internal_error: a bug. Quote `request_id` when reporting it.",
     503: "database_unavailable, service_busy (no free database connection in time), "

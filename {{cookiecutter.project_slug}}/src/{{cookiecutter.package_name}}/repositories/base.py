@@ -125,14 +125,16 @@ class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){
         self,
         rows: Sequence[Mapping[str, Any]],
         *,
-        conflict: Sequence[str],
+        conflict: Sequence[str | ColumnElement[Any]],
         update: Sequence[str] | None = None,
     ) -> list[Any]:
         """INSERT ... ON CONFLICT (conflict) DO UPDATE; returns the keys of every row.
 
-        `update` names the columns a conflicting row takes from the new one
-        (default: all given columns but the conflict ones). A batch must not
-        name the same conflict key twice: PostgreSQL refuses to update a row twice.
+        `conflict` is what a unique index covers: column names, or expressions for an
+        index on expressions (`func.lower(User.email)`). `update` names the columns a
+        conflicting row takes from the new one (default: all given columns but those
+        named in `conflict`). A batch must not name the same conflict key twice:
+        PostgreSQL refuses to update a row twice.
         """
         if not rows:
             return []

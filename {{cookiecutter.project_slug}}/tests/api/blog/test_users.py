@@ -62,6 +62,30 @@ async def test_duplicate_email_is_409_and_changes_nothing(
     assert await db_session.scalar(select(func.count()).select_from(User)) == 1
 
 
+async def test_emails_differing_only_in_case_are_one_user(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    created = await create(client, "Ada@Example.com")
+    assert created["email"] == "Ada@Example.com"
+    response = await client.post("/users", json={"email": "ada@example.COM", "name": "Twin"})
+    assert error_of(response, 409)["fields"] == ["email"]
+    assert await db_session.scalar(select(func.count()).select_from(User)) == 1
+
+
+async def test_unknown_fields_are_422_naming_them_and_change_nothing(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await create(client, "ada@example.com")
+    patched = await client.patch(f"/users/{created['id']}", json={"email": "eve@example.com"})
+    (detail,) = error_of(patched, 422)["details"]
+    assert (tuple(detail["loc"]), detail["type"]) == (("body", "email"), "extra_forbidden")
+    assert (await client.get(f"/users/{created['id']}")).json() == created
+    posted = await client.post(
+        "/users", json={"email": "eve@example.com", "name": "Eve", "is_admin": True}
+    )
+    assert [detail["loc"] for detail in error_of(posted, 422)["details"]] == [["body", "is_admin"]]
+
+
 async def test_invalid_input_is_422_in_the_error_shape(client: httpx.AsyncClient) -> None:
     response = await client.post("/users", json={"email": "not-an-email", "name": ""})
     error = error_of(response, 422)
@@ -197,13 +221,22 @@ async def test_a_missing_key_is_404_for_every_method(client: httpx.AsyncClient) 
         assert response.json()["error"]["code"] == "not_found"
 
 
-async def test_a_body_that_is_not_json_is_400_in_the_error_shape(
+async def test_a_body_that_is_not_utf8_is_400_in_the_error_shape(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.post(
         "/users", content=b"\xff", headers={"content-type": "application/json"}
     )
     assert error_of(response, 400)["code"] == "malformed_request"
+
+
+async def test_a_body_that_is_not_json_is_422_json_invalid(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/users", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    error = error_of(response, 422)
+    assert error["code"] == "invalid_input"
+    assert [detail["type"] for detail in error["details"]] == ["json_invalid"]
 
 
 @pytest.mark.parametrize("method", ["OPTIONS", "DELETE", "PUT"])

@@ -30,6 +30,7 @@ async def test_create_get_update_delete(users: UserRepository) -> None:
 
     assert await users.get(created.id) is created
     assert await users.get_by_email("ada@example.com") is created
+    assert await users.get_by_email("ADA@example.com") is created
 
     before = created.updated_at
     await users.update(created, name="Ada Lovelace")

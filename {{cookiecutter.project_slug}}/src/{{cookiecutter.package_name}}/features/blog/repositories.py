@@ -1,7 +1,7 @@
 """Data access for users and posts: each query loads what it returns in a fixed number
 of statements, whatever the page size."""
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from {{ cookiecutter.package_name }}.db.base import Key
@@ -17,7 +17,8 @@ class UserRepository(Repository[User]):
     model = User
 
     async def get_by_email(self, email: str) -> User | None:
-        return await self.session.scalar(select(User).where(User.email == email))
+        matches = func.lower(User.email) == func.lower(email)
+        return await self.session.scalar(select(User).where(matches))
 
     async def list_active(
         self, *, limit: int = DEFAULT_PAGE_SIZE, after: Key | None = None

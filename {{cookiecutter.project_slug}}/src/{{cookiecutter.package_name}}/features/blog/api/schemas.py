@@ -4,10 +4,10 @@ import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictBool, model_validator
+from pydantic import Field, StrictBool, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from {{ cookiecutter.package_name }}.api.bodies import Keyed
+from {{ cookiecutter.package_name }}.api.bodies import Keyed, RequestBody
 from {{ cookiecutter.package_name }}.api.fields import BodyKey, DatabaseText, Timestamp
 from {{ cookiecutter.package_name }}.features.blog.models import PostStatus
 
@@ -23,12 +23,12 @@ EMAIL_PATTERN = rf"^{ADDRESS_CHARACTER}+@{ADDRESS_CHARACTER}+\.{ADDRESS_CHARACTE
 Email = Annotated[str, Field(max_length=320, pattern=re.compile(EMAIL_PATTERN))]
 
 
-class UserCreate(BaseModel):
+class UserCreate(RequestBody):
     email: Email
     name: DatabaseText = Field(min_length=1, max_length=100)
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(RequestBody):
     name: DatabaseText | None = Field(default=None, min_length=1, max_length=100)
     is_active: StrictBool | None = None
 
@@ -47,7 +47,7 @@ class AuthorRead(Keyed):
 PostTitle = Annotated[DatabaseText, Field(min_length=1, max_length=200)]
 
 
-class PostCreate(BaseModel):
+class PostCreate(RequestBody):
     author_id: BodyKey
     title: PostTitle
     content: DatabaseText
@@ -55,7 +55,7 @@ class PostCreate(BaseModel):
     status: PostStatus = PostStatus.DRAFT
 
 
-class PostUpdate(BaseModel):
+class PostUpdate(RequestBody):
     # Optional, but not nullable: SkipJsonSchema keeps null out of the documented schema,
     # the validator below refuses it.
     title: PostTitle | SkipJsonSchema[None] = None

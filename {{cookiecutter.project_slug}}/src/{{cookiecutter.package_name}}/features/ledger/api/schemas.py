@@ -3,9 +3,9 @@
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
-from {{ cookiecutter.package_name }}.api.bodies import Keyed
+from {{ cookiecutter.package_name }}.api.bodies import Keyed, RequestBody
 from {{ cookiecutter.package_name }}.api.fields import BIGINT_END, BodyKey, DatabaseText
 
 # Whole minor units (cents) in a bigint column. Strict: true, "12" or 12.0 are refused
@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.api.fields import BIGINT_END, BodyKey, Data
 Money = Annotated[int, Field(strict=True, ge=0, lt=BIGINT_END)]
 
 
-class AccountCreate(BaseModel):
+class AccountCreate(RequestBody):
     name: DatabaseText = Field(min_length=1, max_length=100)
     balance: Money = 0
 
@@ -24,7 +24,7 @@ class AccountRead(Keyed):
     balance: int
 
 
-class TransferCreate(BaseModel):
+class TransferCreate(RequestBody):
     """source_id and target_id must be different accounts (422 otherwise)."""
 
     source_id: BodyKey

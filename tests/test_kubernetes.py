@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.kubernetes import (
+    COMPONENT,
     KUBERNETES_VERSION,
     OVERLAYS,
     Manifest,
@@ -138,6 +139,45 @@ def test_the_network_policy_admits_the_port_and_lets_out_dns_and_the_database(
     assert {53, 5432} <= egress
 
 
+def pods_of(objects: list[Manifest], kind: str, component: str) -> Manifest:
+    """The labels of the pods a workload makes."""
+    return dict(the(objects, kind, component)["spec"]["template"]["metadata"]["labels"])
+
+
+def selects(selector: Manifest, labels: Manifest) -> bool:
+    return selector.items() <= labels.items()
+
+
+def test_every_selector_selects_the_pods_it_is_for(overlay: list[Manifest]) -> None:
+    migrate = pods_of(overlay, "Job", "api")
+    deployments = [item for item in overlay if item["kind"] == "Deployment"]
+    for deployment in deployments:
+        component = deployment["metadata"]["labels"].get(COMPONENT, "api")
+        pods = pods_of(overlay, "Deployment", component)
+        assert selects(deployment["spec"]["selector"]["matchLabels"], pods)
+        assert selects(the(overlay, "Service", component)["spec"]["selector"], pods)
+        budget = the(overlay, "PodDisruptionBudget", component)
+        assert selects(budget["spec"]["selector"]["matchLabels"], pods)
+        assert not selects(the(overlay, "Service", component)["spec"]["selector"], migrate)
+        policy = the(overlay, "NetworkPolicy", component)["spec"]
+        assert selects(policy["podSelector"]["matchLabels"], pods)
+    # The migrate Job needs DNS and the database as much as the service does.
+    policy = the(overlay, "NetworkPolicy")["spec"]
+    assert selects(policy["podSelector"]["matchLabels"], migrate)
+
+
+def test_the_network_policies_let_out_dns_to_the_cluster_dns(overlay: list[Manifest]) -> None:
+    policies = [item for item in overlay if item["kind"] == "NetworkPolicy"]
+    for policy in policies:
+        (dns,) = (
+            rule for rule in policy["spec"]["egress"] if {53} == {p["port"] for p in rule["ports"]}
+        )
+        # Exactly the DNS pods' own label: a label added to this peer matches no DNS pod.
+        assert dns["to"] == [
+            {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+        ]
+
+
 def test_the_connection_budget_fits_the_server(overlay: list[Manifest]) -> None:
     for budget in connection_budgets(overlay):
         assert budget.needed <= budget.available, budget
@@ -188,3 +228,14 @@ def test_without_the_option_nothing_of_it_is_rendered(tmp_path: Path) -> None:
     project = render_into(tmp_path)
     assert not (project / "deploy").exists()
     assert not (project / "Dockerfile").exists()
+
+
+def test_the_image_runs_as_the_user_the_pods_name(project: Path, overlay: list[Manifest]) -> None:
+    (user,) = (
+        line.split()[1]
+        for line in (project / "Dockerfile").read_text().splitlines()
+        if line.startswith("USER ")
+    )
+    for kind in ("Deployment", "Job"):
+        context = the(overlay, kind)["spec"]["template"]["spec"]["securityContext"]
+        assert user == f"{context['runAsUser']}:{context['runAsGroup']}"

@@ -90,3 +90,23 @@ def test_migrate_names_an_unreachable_database_without_its_password(
     ) in caplog.text
     assert "DATABASE_URL" in caplog.text
     assert SECRET not in caplog.text
+
+
+def test_migrate_names_the_migration_url_it_could_not_use(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # DATABASE_URL would answer; the owner's URL is the one that fails.
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:fine@127.0.0.1:5432/app")
+    monkeypatch.setenv("DATABASE_MIGRATION_URL", UNREACHABLE_URL.replace("app:", "owner:", 1))
+    get_settings.cache_clear()
+    try:
+        with caplog.at_level(logging.ERROR):
+            assert cli.main(["migrate"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert (
+        "cannot connect to the database at postgresql://owner:***@127.0.0.1:1/app "
+        "(DATABASE_MIGRATION_URL): connection refused on 127.0.0.1:1"
+    ) in caplog.text
+    assert "(DATABASE_URL)" not in caplog.text
+    assert SECRET not in caplog.text

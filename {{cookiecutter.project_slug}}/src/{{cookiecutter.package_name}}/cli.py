@@ -56,6 +56,7 @@ from {{ cookiecutter.package_name }}.settings import (
     Settings,
     get_settings,
     log_format_despite_errors,
+    mask_password,
 )
 
 logger = logging.getLogger("{{ cookiecutter.package_name }}")
@@ -358,11 +359,28 @@ def configure_command_logging(log_format: LogFormat) -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
-def named(settings: Settings) -> str:
-    """The database a command uses, for messages; DATABASE_URL's password masked."""
+# The commands that connect as the tables' owner, with DATABASE_MIGRATION_URL when set.
+AS_THE_OWNER = {"migrate", "downgrade", "current", "revision"}
+
+
+def named(settings: Settings, command: str) -> str:
+    """The database `command` uses, for messages, with the setting that names it; its
+    password masked."""
     if settings.database_url is None:
         return "the private PostgreSQL"
+    if command in AS_THE_OWNER and settings.migration_url is not None:
+        url = mask_password(settings.migration_url.get_secret_value())
+        return f"the database at {url} (DATABASE_MIGRATION_URL)"
     return f"the database at {settings.safe_url} (DATABASE_URL)"
+
+
+def password_of(settings: Settings, command: str) -> str | None:
+    """The password `command` connects with, if a URL carries it, to keep out of messages."""
+    if settings.database_url is None:
+        return None
+    if command in AS_THE_OWNER:
+        return settings.migration_url_for().password
+    return settings.url().password
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,17 +425,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("%s", error)
         return 1
     except CannotConnect as failure:
-        logger.error("cannot connect to %s: %s", named(settings), failure)
+        logger.error("cannot connect to %s: %s", named(settings, arguments.command), failure)
         return 1
     except OperationalError as error:
         # Past connecting (db/migrations.py reports that): the server went away, or
         # refused a statement.
-        password = settings.url().password if settings.database_url is not None else None
         logger.error(
             "`%s` failed on %s: %s",
             arguments.command,
-            named(settings),
-            one_line(error.orig, password),
+            named(settings, arguments.command),
+            one_line(error.orig, password_of(settings, arguments.command)),
         )
         return 1
     finally:

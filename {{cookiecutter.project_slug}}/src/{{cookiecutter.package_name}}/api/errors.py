@@ -209,6 +209,10 @@ DATABASE_ERRORS = {
     "42P01": (503, "schema_out_of_date", "the database schema is not up to date; retry shortly"),
     "42703": (503, "schema_out_of_date", "the database schema is not up to date; retry shortly"),
     "08": (503, "database_unavailable", "the database is unavailable; retry shortly"),
+    # Refused at connect, after start-up went well: a rotated password, a dropped role or
+    # database. The client can only wait; the log says what to fix.
+    "28": (503, "database_unavailable", "the database is unavailable; retry shortly"),
+    "3D": (503, "database_unavailable", "the database is unavailable; retry shortly"),
     "40": (503, "conflict_retry", "the request collided with another; retry it"),
     "53": (503, "database_unavailable", "the database is overloaded; retry shortly"),
     "57": (503, "database_unavailable", "the database is restarting; retry shortly"),
@@ -216,10 +220,18 @@ DATABASE_ERRORS = {
     "23": (409, "conflict", "the change conflicts with existing data"),
 }
 
+REFUSED_AT_CONNECT = {
+    "28": "the database refused the service's credentials: check DATABASE_URL's user and "
+    "password (or its password file) against the server's",
+    "3D": "the database named in DATABASE_URL does not exist (any more)",
+}
+
 
 async def database_error(request: Request, error: Exception) -> JSONResponse:
     """Any other database error, by SQLSTATE; unknown ones are a bug."""
     assert isinstance(error, DBAPIError)
+    if error.connection_invalidated:
+        return await database_unavailable(request, error)
     sqlstate = sqlstate_and_constraint(error)[0] or ""
     known = DATABASE_ERRORS.get(sqlstate) or DATABASE_ERRORS.get(sqlstate[:2])
     if known is None:
@@ -229,6 +241,8 @@ async def database_error(request: Request, error: Exception) -> JSONResponse:
         logger.warning("%s (SQLSTATE %s) on %s", code, sqlstate, request.url.path)
         if code == "schema_out_of_date":
             logger.error("the database is behind the code: run the migrate command")
+        elif sqlstate[:2] in REFUSED_AT_CONNECT:
+            logger.error(REFUSED_AT_CONNECT[sqlstate[:2]])
     headers = RETRY_LATER if status == 503 else None
     return error_response(status, code, message, headers=headers)
 

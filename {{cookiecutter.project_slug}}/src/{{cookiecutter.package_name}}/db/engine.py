@@ -3,6 +3,7 @@
 from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -63,6 +64,15 @@ def _replace_closed_connections(dbapi_connection: Any, record: Any, proxy: Any) 
     # checkout). DisconnectionError makes the pool connect afresh and retry.
     if dbapi_connection.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
+
+
+def _count_killed_connections_as_lost(context: ExceptionContext) -> None:
+    # A backend the server terminated (pg_terminate_backend, a failover) sends its FATAL
+    # before the socket closes: asyncpg, between the two, refuses the next statement with
+    # InternalClientError. It is a lost connection: the pool drops it, the caller sees
+    # connection_invalidated.
+    if type(context.original_exception).__name__ == "InternalClientError":
+        context.is_disconnect = True
 
 
 def _pgbouncer_options(settings: Settings) -> dict[str, Any]:
@@ -127,6 +137,7 @@ def create_async_engine_from_settings(
         options["connect_args"] = connect_args
     engine = create_async_engine(url, **options)
     event.listen(engine.sync_engine, "checkout", _replace_closed_connections)
+    event.listen(engine.sync_engine, "handle_error", _count_killed_connections_as_lost)
     replica = pool.startswith("replica")
     ask_for_passwords(engine.sync_engine, password_source(settings, replica=replica))
     if observed:

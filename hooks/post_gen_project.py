@@ -16,12 +16,13 @@ FEATURE_FOLDERS = ("src/{package}/features", "tests/features", "tests/api")
 EXAMPLE_FILES = (
     "migrations/versions/0002_accounts_and_transfers.py",
     "migrations/versions/0003_post_status.py",
+    "migrations/versions/0004_post_versions.py",
     "benchmarks/data_layer",
     "tests/test_benchmarks.py",
 )
 
 
-IDEMPOTENCY_MIGRATION = "migrations/versions/0004_idempotency_keys.py"
+IDEMPOTENCY_MIGRATION = "migrations/versions/0005_idempotency_keys.py"
 
 
 def paths_to_remove(answers: Mapping[str, object]) -> list[str]:

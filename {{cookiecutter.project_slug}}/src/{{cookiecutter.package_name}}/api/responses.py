@@ -43,12 +43,18 @@ ERROR_DESCRIPTIONS = {
     400: "malformed_request: the body could not be read (not JSON, not UTF-8).",
     404: "not_found: no row has the key given.",
     409: "already_exists (`fields` names the unique fields), conflict (the change conflicts "
-    "with the data as it is), or a code of the operation's own business rule.",
+    "with the data as it is), idempotency_key_unfinished, or a code of the operation's own "
+    "business rule.",
+    412: "precondition_failed: If-Match names a version the row no longer has, or another "
+    "request changed it meanwhile; nothing was changed. Read it again for its ETag.",
     422: "invalid_input: a value was refused (`details` has one entry per value), "
-    "or missing_reference: a key names no row (`fields` names it).",
+    "missing_reference: a key names no row (`fields` names it), or idempotency_key_reused: "
+    "the Idempotency-Key came with another body.",
+    428: "precondition_required: the operation needs If-Match with the row's ETag.",
     500: "internal_error: a bug. Quote `request_id` when reporting it.",
     503: "database_unavailable, service_busy (no free database connection in time), "
-    "schema_out_of_date or conflict_retry: retry after `Retry-After` seconds.",
+    "schema_out_of_date (the database is behind the code, or misses a table) or "
+    "conflict_retry: retry after `Retry-After` seconds.",
     504: "query_timeout: a statement ran longer than DB_STATEMENT_TIMEOUT_MS.",
 }
 
@@ -72,3 +78,6 @@ WITH_BODY = error_responses(400, 422)
 BY_KEY = error_responses(404)
 # Writes a unique constraint or a business rule can refuse.
 CONFLICTING_WRITE = error_responses(409)
+# Changes of a versioned row that honour If-Match (api/preconditions.py); 428 where required.
+CONDITIONAL_WRITE = error_responses(412)
+REQUIRED_CONDITION = error_responses(412, 428)

@@ -20,10 +20,15 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from {{ cookiecutter.package_name }}.db.base import Base
 from {{ cookiecutter.package_name }}.db.bulk_copy import copy_rows
-from {{ cookiecutter.package_name }}.repositories.errors import NotFound, translate_integrity_error
+from {{ cookiecutter.package_name }}.repositories.errors import (
+    NotFound,
+    StaleVersion,
+    translate_integrity_error,
+)
 
 {% if cookiecutter.python_version == "3.11" -%}
 ModelT = TypeVar("ModelT", bound=Base)
@@ -138,11 +143,15 @@ class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){
             return []
         columns = update if update is not None else [c for c in rows[0] if c not in conflict]
         inserting = pg_insert(self.model)
-        new_values = {name: inserting.excluded[name] for name in columns}
-        # ON CONFLICT bypasses the ORM, so apply SQL-side onupdate values (updated_at) here.
+        new_values: dict[str, Any] = {name: inserting.excluded[name] for name in columns}
+        # ON CONFLICT bypasses the ORM, so apply SQL-side onupdate values (updated_at) here,
+        # and count a versioned row's version up as the ORM would.
         for column in self._table.columns:
             if isinstance(column.onupdate, ColumnDefault) and column.onupdate.is_clause_element:
                 new_values.setdefault(column.name, column.onupdate.arg)
+        version = inspect(self.model).version_id_col
+        if version is not None:
+            new_values.setdefault(version.name, self._table.c[version.name] + 1)
         statement = inserting.on_conflict_do_update(
             index_elements=list(conflict), set_=new_values
         ).returning(self._primary_key)
@@ -159,3 +168,5 @@ class Repository{% if cookiecutter.python_version == "3.11" %}(Generic[ModelT]){
             await self.session.flush()
         except IntegrityError as error:
             raise translate_integrity_error(error, self._entity, self._table) from error
+        except StaleDataError as error:
+            raise StaleVersion(self._entity) from error

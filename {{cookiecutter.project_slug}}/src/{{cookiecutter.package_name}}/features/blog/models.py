@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, primary_key
+from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, VersionedMixin, primary_key
 
 
 class User(TimestampMixin, Base):
@@ -41,7 +41,7 @@ class PostStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
-class Post(TimestampMixin, Base):
+class Post(VersionedMixin, TimestampMixin, Base):
     __tablename__ = "posts"
     __table_args__ = (
         # Serves "an author's posts, newest first" and the foreign key lookups.

@@ -190,14 +190,16 @@ def test_pre_commit_runs_the_checks_and_refuses_a_second_head(workspace: Path) -
     passed = run(project, *pre_commit, base_environment=environment).stdout
     assert "migrations have one head" in passed
     versions = project / "migrations" / "versions"
-    latest = (versions / "0003_post_status.py").read_text()
-    (versions / "0003b_fork.py").write_text(
-        latest.replace('revision: str = "0003"', 'revision: str = "0003b"')
+    # The shipped revisions are numbered: the last is the head.
+    latest = max(versions.glob("[0-9]*.py"))
+    head = latest.name.split("_")[0]
+    (versions / f"{head}b_fork.py").write_text(
+        latest.read_text().replace(f'revision: str = "{head}"', f'revision: str = "{head}b"')
     )
     git(project, "add", "-A")
     refused = run(project, *pre_commit, base_environment=environment, check=False)
     assert refused.returncode != 0
-    assert "migrations/ has 2 heads ['0003', '0003b']" in refused.stdout
+    assert f"migrations/ has 2 heads ['{head}', '{head}b']" in refused.stdout
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ one, so that every status means the same thing, with the same schema, on every
 route of the OpenAPI document. The API tests check each answer they get against it.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -78,6 +79,24 @@ WITH_BODY = error_responses(400, 422)
 BY_KEY = error_responses(404)
 # Writes a unique constraint or a business rule can refuse.
 CONFLICTING_WRITE = error_responses(409)
+
+
+def answer_headers(status: int, headers: Mapping[str, str]) -> Responses:
+    """The headers an operation's `status` answer may carry, each with what it says."""
+    return {
+        status: {
+            "headers": {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in headers.items()
+            }
+        }
+    }
+
+
+ETAG = {"ETag": "The row's version, quoted: send it back in If-Match to change the row."}
 # Changes of a versioned row that honour If-Match (api/preconditions.py); 428 where required.
-CONDITIONAL_WRITE = error_responses(412)
-REQUIRED_CONDITION = error_responses(412, 428)
+# A 412 names the row's current ETag.
+CONDITIONAL_WRITE: Responses = {
+    412: {**error_responses(412)[412], **answer_headers(412, ETAG)[412]}
+}
+REQUIRED_CONDITION: Responses = {**CONDITIONAL_WRITE, **error_responses(428)}

@@ -7,14 +7,16 @@ from {{ cookiecutter.package_name }}.api.preconditions import IfMatch, require_m
 from {{ cookiecutter.package_name }}.api.responses import (
     BY_KEY,
     CONDITIONAL_WRITE,
+    ETAG,
     QUERIES,
     REQUIRED_CONDITION,
     WITH_BODY,
+    answer_headers,
 )
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
-from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import REPLAYED, IdempotencyDep
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
 
@@ -24,7 +26,11 @@ async def post_as_shown(posts: PostRepository, key: Key) -> PostRead:
     return PostRead.model_validate(await posts.get_with_author(key))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**WITH_BODY, **answer_headers(201, {**ETAG, **REPLAYED})},
+)
 async def create_post(
     body: PostCreate, session: SessionDep, idempotency: IdempotencyDep, response: Response
 ) -> PostRead:
@@ -47,7 +53,7 @@ async def list_posts(
     return page_of(posts, page.limit, PostRead)
 
 
-@router.get("/{post_id}", responses=BY_KEY)
+@router.get("/{post_id}", responses={**BY_KEY, **answer_headers(200, ETAG)})
 async def get_post(post_id: ApiKey, session: ReadSessionDep, response: Response) -> PostRead:
     post = await post_as_shown(PostRepository(session), post_id)
     with_etag(response, post.version)
@@ -55,7 +61,10 @@ async def get_post(post_id: ApiKey, session: ReadSessionDep, response: Response)
 
 
 # If-Match is required: two editors of one post must not overwrite each other.
-@router.patch("/{post_id}", responses={**BY_KEY, **WITH_BODY, **REQUIRED_CONDITION})
+@router.patch(
+    "/{post_id}",
+    responses={**BY_KEY, **WITH_BODY, **REQUIRED_CONDITION, **answer_headers(200, ETAG)},
+)
 async def update_post(
     post_id: ApiKey,
     body: PostUpdate,

@@ -47,6 +47,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 # The advisory lock migrations/env.py takes, so that instances starting together
 # migrate one after another. Any fixed number will do if every process uses it.
 MIGRATION_LOCK = zlib.crc32(b"{{ cookiecutter.package_name }} migrations")
+# How long an instance waiting for MIGRATION_LOCK sleeps between tries.
+LOCK_POLL_SECONDS = 0.1
 # Where alembic_config() puts the limits and the role to grant to for migrations/env.py.
 LIMITS_ATTRIBUTE = "migration_limits"
 APP_ROLE_ATTRIBUTE = "app_role"
@@ -89,14 +91,14 @@ def alembic_config(
 @contextmanager
 def migration_lock(connection: Connection) -> Iterator[None]:
     """Hold MIGRATION_LOCK for the block: for the open transaction when there is one
-    (released with it), else for the session, released when the block ends."""
+    (released with it), else for the session, waited for outside any transaction and
+    released when the block ends."""
     key = {"key": MIGRATION_LOCK}
     if connection.in_transaction():
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
         yield
         return
-    connection.execute(text("SELECT pg_advisory_lock(:key)"), key)
-    connection.commit()
+    wait_for_session_lock(connection)
     try:
         yield
     finally:
@@ -106,6 +108,25 @@ def migration_lock(connection: Connection) -> Iterator[None]:
             connection.rollback()
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), key)
             connection.commit()
+
+
+def wait_for_session_lock(connection: Connection) -> None:
+    """Take MIGRATION_LOCK for the session, trying again every LOCK_POLL_SECONDS.
+
+    Not pg_advisory_lock: a statement waiting in it holds a snapshot, which a CREATE
+    INDEX CONCURRENTLY in the instance holding the lock must wait out: a deadlock.
+    Each try here runs in autocommit and ends at once, so between tries this session
+    holds neither a transaction nor a snapshot.
+    """
+    key = {"key": MIGRATION_LOCK}
+    level = connection.default_isolation_level
+    connection.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        while not connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+            sleep(LOCK_POLL_SECONDS)
+        connection.commit()
+    finally:
+        connection.execution_options(isolation_level=level)
 
 
 @contextmanager

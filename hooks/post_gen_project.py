@@ -17,6 +17,7 @@ EXAMPLE_FILES = (
     "migrations/versions/0002_accounts_and_transfers.py",
     "migrations/versions/0003_post_status.py",
     "migrations/versions/0004_post_versions.py",
+    "migrations/versions/0006_soft_delete.py",
     "benchmarks/data_layer",
     "tests/test_benchmarks.py",
 )

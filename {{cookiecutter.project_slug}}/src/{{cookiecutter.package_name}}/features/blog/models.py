@@ -7,19 +7,23 @@ lazy="raise" on both sides of the relationship: a query says what it loads
 import enum
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, true
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, VersionedMixin, primary_key
+from {{ cookiecutter.package_name }}.db.soft_delete import SoftDeleteMixin
 
 
-class User(TimestampMixin, Base):
+class User(SoftDeleteMixin, TimestampMixin, Base):
     __tablename__ = "users"
-    __table_args__ = (Index(None, "is_active", "created_at"),)
+    __table_args__ = (
+        Index(None, "is_active", "created_at"),
+        # Unique among the users not deleted: a deleted user's email may sign up again.
+        Index(None, "email", unique=True, postgresql_where=text("deleted_at IS NULL")),
+    )
 
     id: Mapped[Key] = primary_key()
-    # unique + index make one unique index (ix_users_email), not two structures.
-    email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(320))
     name: Mapped[str] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(default=True, server_default=true())
 
@@ -41,7 +45,7 @@ class PostStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
-class Post(VersionedMixin, TimestampMixin, Base):
+class Post(SoftDeleteMixin, VersionedMixin, TimestampMixin, Base):
     __tablename__ = "posts"
     __table_args__ = (
         # Serves "an author's posts, newest first" and the foreign key lookups.

@@ -17,12 +17,14 @@ EXAMPLE_FILES = (
     "migrations/versions/0002_accounts_and_transfers.py",
     "migrations/versions/0003_post_status.py",
     "migrations/versions/0004_users_email_ignoring_case.py",
+    "migrations/versions/0005_post_versions.py",
+    "migrations/versions/0006_soft_delete.py",
     "benchmarks/data_layer",
     "tests/test_benchmarks.py",
 )
 
 
-IDEMPOTENCY_MIGRATION = "migrations/versions/0005_idempotency_keys.py"
+IDEMPOTENCY_MIGRATION = "migrations/versions/0007_idempotency_keys.py"
 
 
 def paths_to_remove(answers: Mapping[str, object]) -> list[str]:

@@ -513,7 +513,7 @@ def test_a_pod_takes_no_traffic_until_the_migrate_job_ran(dev: Cluster) -> None:
     with dev.pod() as pod:
         pod.wait_until_started()
         status, body = pod.probe("readinessProbe")
-        assert (status, error_code(body)) == (503, "schema_behind")
+        assert (status, error_code(body)) == (503, "schema_out_of_date")
         assert pod.probe("livenessProbe")[0] == 200
         dev.migrate()
         assert pod.probe("readinessProbe")[0] == 200

@@ -26,6 +26,9 @@ from {{ cookiecutter.package_name }}.api.middleware import HttpMiddleware
 from {{ cookiecutter.package_name }}.api.responses import ErrorResponse
 from tests.api.json_schema import problems, resolve, text_problems
 
+# Headers whose meaning a client relies on: an answer may carry them only where documented.
+CONTRACT_HEADERS = frozenset({"etag", "idempotent-replayed"})
+
 Operation = dict[str, Any]
 # (method, path template, endpoint) -> the operation and its document. The document
 # takes ~0.1 s to build and each test has an app of its own, whose routes are those
@@ -43,6 +46,11 @@ def documented(app: FastAPI, method: str, route: APIRoute) -> tuple[Operation, d
 
 def documented_statuses(app: FastAPI, method: str, route: APIRoute) -> set[str]:
     return set(documented(app, method, route)[0]["responses"])
+
+
+def documented_headers(app: FastAPI, method: str, route: APIRoute, status: int) -> set[str]:
+    response = documented(app, method, route)[0]["responses"].get(str(status), {})
+    return {name.lower() for name in response.get("headers", {})}
 
 
 def reads_json(content_type: str | None) -> bool:
@@ -184,6 +192,12 @@ def check_answer(app: FastAPI, scope: Scope, answer: Answer, body: bytes | None 
             f"{method} {operation.path_format} answered {answer.status}, which its OpenAPI "
             f"operation does not document (it documents {sorted(statuses)})"
         )
+        declared = documented_headers(app, method, operation, answer.status)
+        for header in CONTRACT_HEADERS & set(answer.headers):
+            assert header in declared, (
+                f"{method} {operation.path_format} answered {answer.status} with {header}, "
+                "which its OpenAPI response does not document"
+            )
     elif "endpoint" not in scope:
         assert answer.status == 404, (
             f"{method} {path} matched no route but answered {answer.status}"

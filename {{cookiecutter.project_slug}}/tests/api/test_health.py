@@ -42,7 +42,7 @@ async def test_ready_is_503_while_the_schema_is_older_than_the_code(
     await db_owner.execute("DELETE FROM alembic_version")
     response = await client.get("/health/ready")
     error = error_of(response, 503)
-    assert error["code"] == "schema_behind"
+    assert error["code"] == "schema_out_of_date"
     assert error["message"].startswith("the database is at no revision, this code needs ")
     assert error["message"].endswith(": run `migrate`")
     assert response.headers["Retry-After"]

@@ -25,6 +25,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from {{ cookiecutter.package_name }}.api.preconditions import PreconditionFailed, PreconditionRequired
 from {{ cookiecutter.package_name }}.db.errors import sqlstate_and_constraint
 from {{ cookiecutter.package_name }}.logs import current_request_id
 from {{ cookiecutter.package_name }}.observability import metrics, tracing
@@ -32,6 +33,7 @@ from {{ cookiecutter.package_name }}.repositories.errors import (
     AlreadyExists,
     MissingReference,
     NotFound,
+    StaleVersion,
 )
 
 logger = logging.getLogger(__name__)
@@ -164,8 +166,17 @@ async def http_error(request: Request, error: Exception) -> Response:
     return error_response(status, code, message, headers=headers or None)
 
 
+async def precondition_failed(request: Request, error: Exception) -> JSONResponse:
+    headers = {"ETag": error.current} if isinstance(error, PreconditionFailed) else None
+    return error_response(412, "precondition_failed", str(error), headers=headers)
+
+
+async def precondition_required(request: Request, error: Exception) -> JSONResponse:
+    return error_response(428, "precondition_required", str(error))
+
+
 async def schema_behind(request: Request, error: Exception) -> JSONResponse:
-    return error_response(503, "schema_behind", str(error), headers=RETRY_LATER)
+    return error_response(503, "schema_out_of_date", str(error), headers=RETRY_LATER)
 
 
 async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
@@ -258,5 +269,8 @@ def install_error_handlers(app: FastAPI) -> None:
     for connection_error in (OperationalError, InterfaceError, DatabaseUnavailable):
         app.add_exception_handler(connection_error, database_unavailable)
     app.add_exception_handler(SchemaBehind, schema_behind)
+    for stale in (PreconditionFailed, StaleVersion):
+        app.add_exception_handler(stale, precondition_failed)
+    app.add_exception_handler(PreconditionRequired, precondition_required)
     app.add_exception_handler(PoolTimeoutError, service_busy)
     app.add_exception_handler(OSError, os_error)

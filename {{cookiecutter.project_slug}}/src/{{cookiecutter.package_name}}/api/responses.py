@@ -5,6 +5,7 @@ one, so that every status means the same thing, with the same schema, on every
 route of the OpenAPI document. The API tests check each answer they get against it.
 """
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,13 +44,19 @@ ERROR_DESCRIPTIONS = {
     400: "malformed_request: the body could not be read as text (not UTF-8).",
     404: "not_found: no row has the key given.",
     409: "already_exists (`fields` names the unique fields), conflict (the change conflicts "
-    "with the data as it is), or a code of the operation's own business rule.",
+    "with the data as it is), idempotency_key_unfinished, or a code of the operation's own "
+    "business rule.",
+    412: "precondition_failed: If-Match names a version the row no longer has, or another "
+    "request changed it meanwhile; nothing was changed. Read it again for its ETag.",
     422: "invalid_input: a value was refused (`details` has one entry per value; "
     "`json_invalid` for a body that is not JSON, `extra_forbidden` for a field not taken), "
-    "or missing_reference: a key names no row (`fields` names it).",
+    "missing_reference: a key names no row (`fields` names it), or idempotency_key_reused: "
+    "the Idempotency-Key came with another body.",
+    428: "precondition_required: the operation needs If-Match with the row's ETag.",
     500: "internal_error: a bug. Quote `request_id` when reporting it.",
     503: "database_unavailable, service_busy (no free database connection in time), "
-    "schema_out_of_date or conflict_retry: retry after `Retry-After` seconds.",
+    "schema_out_of_date (the database is behind the code, or misses a table) or "
+    "conflict_retry: retry after `Retry-After` seconds.",
     504: "query_timeout: a statement ran longer than DB_STATEMENT_TIMEOUT_MS.",
 }
 
@@ -73,3 +80,24 @@ WITH_BODY = error_responses(400, 422)
 BY_KEY = error_responses(404)
 # Writes a unique constraint or a business rule can refuse.
 CONFLICTING_WRITE = error_responses(409)
+
+
+def answer_headers(status: int, headers: Mapping[str, str]) -> Responses:
+    """The headers an operation's `status` answer may carry, each with what it says."""
+    return {
+        status: {
+            "headers": {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in headers.items()
+            }
+        }
+    }
+
+
+ETAG = {"ETag": "The row's version, quoted: send it back in If-Match to change the row."}
+# Changes of a versioned row that honour If-Match (api/preconditions.py); 428 where required.
+# A 412 names the row's current ETag.
+CONDITIONAL_WRITE: Responses = {
+    412: {**error_responses(412)[412], **answer_headers(412, ETAG)[412]}
+}
+REQUIRED_CONDITION: Responses = {**CONDITIONAL_WRITE, **error_responses(428)}

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import {% if cookiecutter.id_type == "bigint" %}BigInteger, {% endif %}DateTime, {% if cookiecutter.id_type == "bigint" %}Identity, {% endif %}MetaData, func
 from sqlalchemy.ext.asyncio import AsyncAttrs
-from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, declared_attr, mapped_column
 {%- if cookiecutter.id_type == "uuid" %}
 
 from {{ cookiecutter.package_name }}.db.ids import uuid7
@@ -63,3 +63,20 @@ class TimestampMixin(CreatedAtMixin):
     """Creation and update times, set by the database."""
 
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class VersionedMixin:
+    """Optimistic locking: the ORM's UPDATE and DELETE of a row say `WHERE version = <the
+    version read>` and count it up, so a write based on a stale read changes nothing and
+    fails (repositories' StaleVersion) instead of overwriting another's change.
+
+    Put it before TimestampMixin among a model's bases: its mapper arguments include
+    TimestampMixin's.
+    """
+
+    version: Mapped[int] = mapped_column(server_default="1")
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        # A column of this class's table: each model has its own.
+        return {"eager_defaults": True, "version_id_col": cls.__table__.c.version}  # type: ignore[attr-defined]

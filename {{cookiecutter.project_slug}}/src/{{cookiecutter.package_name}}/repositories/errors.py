@@ -42,6 +42,13 @@ class MissingReference(RepositoryError):
         self.referred = referred
 
 
+class StaleVersion(RepositoryError):
+    """A versioned row changed, or went, since it was read: the write was not made."""
+
+    def __init__(self, entity: str) -> None:
+        super().__init__(entity, f"this {entity} was changed by another request since it was read")
+
+
 def _unique_columns(table: Table, constraint: str | None) -> tuple[str, ...]:
     unique: list[Index | UniqueConstraint] = [
         *(index for index in table.indexes if index.unique),

@@ -40,7 +40,9 @@ async def test_create_read_update_delete(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"/posts/{created['id']}")).json() == created
 
     response = await client.patch(
-        f"/posts/{created['id']}", json={"title": "Analytical Engines", "status": "published"}
+        f"/posts/{created['id']}",
+        json={"title": "Analytical Engines", "status": "published"},
+        headers={"If-Match": f'"{created["version"]}"'},
     )
     assert response.status_code == 200
     assert response.json()["title"] == "Analytical Engines"
@@ -113,7 +115,11 @@ async def test_patching_a_required_field_to_null_is_422(
     created = await create_post(client, author, "Engines")
     response = await client.patch(f"/posts/{created['id']}", json={field: None})
     assert response.status_code == 422
-    response = await client.patch(f"/posts/{created['id']}", json={"published_at": None})
+    response = await client.patch(
+        f"/posts/{created['id']}",
+        json={"published_at": None},
+        headers={"If-Match": f'"{created["version"]}"'},
+    )
     assert response.status_code == 200
     assert (await client.get(f"/posts/{created['id']}")).json()[field] == created[field]
     # The schema says so: the field may be left out, not set to null.

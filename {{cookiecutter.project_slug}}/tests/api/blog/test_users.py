@@ -255,3 +255,13 @@ async def test_allow_lists_every_method_of_one_user(client: httpx.AsyncClient) -
     response = await client.post(f"/users/{MISSING_KEY}")
     assert response.status_code == 405
     assert response.headers["allow"] == "GET, PATCH, DELETE, OPTIONS"
+
+
+async def test_deleting_a_user_over_http_frees_the_email(client: httpx.AsyncClient) -> None:
+    body = {"email": "grace@example.com", "name": "Grace"}
+    created = (await client.post("/users", json=body)).json()
+    assert (await client.delete(f"/users/{created['id']}")).status_code == 204
+    assert (await client.get(f"/users/{created['id']}")).status_code == 404
+    again = await client.post("/users", json=body)
+    assert again.status_code == 201, again.text
+    assert again.json()["id"] != created["id"]

@@ -9,8 +9,8 @@ from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.session import transaction
-from {{ cookiecutter.package_name }}.features.blog.models import User
-from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
+from {{ cookiecutter.package_name }}.features.blog.models import Post, User
+from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository, UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists
 from tests.harness.queries import QueryGuard
@@ -124,6 +124,16 @@ async def test_upsert_updates_only_the_named_columns(
     )
     stored = await db_session.execute(select(User.name, User.is_active))
     assert [tuple(row) for row in stored] == [("Ada", False)]
+
+
+async def test_upsert_counts_up_a_versioned_rows_version(db_session: AsyncSession) -> None:
+    (author,) = await UserRepository(db_session).add_many([{"email": "a@example.com", "name": "A"}])
+    posts = PostRepository(db_session)
+    (post,) = await posts.add_many([{"author_id": author, "title": "T", "content": "c"}])
+    row = {"id": post, "author_id": author, "title": "T2", "content": "c"}
+    await posts.upsert([row], conflict=["id"])
+    stored = await db_session.execute(select(Post.title, Post.version))
+    assert [tuple(found) for found in stored] == [("T2", 2)]
 
 
 @pytest.fixture

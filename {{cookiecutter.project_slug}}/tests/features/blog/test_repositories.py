@@ -129,7 +129,7 @@ async def test_lazy_load_raises_instead_of_querying(
         _ = reloaded.posts
 
 
-async def test_deleting_a_user_deletes_their_posts(
+async def test_deleting_a_user_hides_them_and_their_posts_until_restored(
     users: UserRepository, db_session: AsyncSession
 ) -> None:
     user = await users.create(email="ada@example.com", name="Ada")
@@ -141,6 +141,14 @@ async def test_deleting_a_user_deletes_their_posts(
     await users.delete(await users.get_or_raise(user.id))
     assert await db_session.get(Post, post.id) is None
     assert await db_session.get(User, user.id) is None
+    assert await users.list_page() == []
+    deleted = await users.get(user.id, include_deleted=True)
+    assert deleted is not None
+    assert deleted.deleted_at is not None
+
+    await users.restore(deleted)
+    (restored,) = await users.list_with_posts()
+    assert [found.id for found in restored.posts] == [post.id]
 
 
 async def test_a_read_only_session_refuses_to_flush_changes(

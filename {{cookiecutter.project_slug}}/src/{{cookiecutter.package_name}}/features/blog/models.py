@@ -10,10 +10,11 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, primary_key
+from {{ cookiecutter.package_name }}.db.base import Base, Key, TimestampMixin, VersionedMixin, primary_key
+from {{ cookiecutter.package_name }}.db.soft_delete import SoftDeleteMixin
 
 
-class User(TimestampMixin, Base):
+class User(SoftDeleteMixin, TimestampMixin, Base):
     __tablename__ = "users"
     __table_args__ = (Index(None, "is_active", "created_at"),)
 
@@ -35,9 +36,15 @@ class User(TimestampMixin, Base):
 
 
 # Addresses that differ only in case are one user's: unique ignoring case, stored as
-# written; get_by_email looks them up through it. Made here, as the expression needs
-# the column (and a 409 then names it).
-Index("ix_users_lower_email", func.lower(User.email), unique=True)
+# written, among the users not deleted (a deleted user's email may sign up again);
+# get_by_email looks them up through it. Made here, as the expression needs the column
+# (and a 409 then names it).
+Index(
+    "ix_users_lower_email",
+    func.lower(User.email),
+    unique=True,
+    postgresql_where=User.deleted_at.is_(None),
+)
 
 
 class PostStatus(enum.StrEnum):
@@ -46,7 +53,7 @@ class PostStatus(enum.StrEnum):
     ARCHIVED = "archived"
 
 
-class Post(TimestampMixin, Base):
+class Post(SoftDeleteMixin, VersionedMixin, TimestampMixin, Base):
     __tablename__ = "posts"
     __table_args__ = (
         # Serves "an author's posts, newest first" and the foreign key lookups.

@@ -1,7 +1,7 @@
 """Data access for users and posts: each query loads what it returns in a fixed number
 of statements, whatever the page size."""
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from {{ cookiecutter.package_name }}.db.base import Key
@@ -15,6 +15,27 @@ WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
 
 class UserRepository(Repository[User]):
     model = User
+
+    async def delete(self, instance: User) -> None:
+        """Mark the user and their posts deleted, at one moment, which restore() undoes."""
+        await super().delete(instance)
+        await self._mark_posts(instance, deleted_at=None, becomes=instance.deleted_at)
+
+    async def restore(self, instance: User) -> User:
+        """Bring back the user and the posts deleted with them (not those deleted before)."""
+        deleted_at = instance.deleted_at
+        await super().restore(instance)
+        await self._mark_posts(instance, deleted_at=deleted_at, becomes=None)
+        return instance
+
+    async def _mark_posts(self, author: User, *, deleted_at: object, becomes: object) -> None:
+        marked = Post.deleted_at.is_(None) if deleted_at is None else Post.deleted_at == deleted_at
+        await self.session.execute(
+            update(Post)
+            .where(Post.author_id == author.id, marked)
+            .values(deleted_at=becomes, version=Post.version + 1)
+            .execution_options(synchronize_session="fetch")
+        )
 
     async def get_by_email(self, email: str) -> User | None:
         matches = func.lower(User.email) == func.lower(email)

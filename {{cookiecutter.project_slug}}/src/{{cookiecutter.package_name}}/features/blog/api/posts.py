@@ -1,13 +1,22 @@
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from {{ cookiecutter.package_name }}.api.dependencies import ReadSessionDep, SessionDep
 from {{ cookiecutter.package_name }}.api.fields import ApiKey
 from {{ cookiecutter.package_name }}.api.pages import Page, PageParamsDep, page_of
-from {{ cookiecutter.package_name }}.api.responses import BY_KEY, QUERIES, WITH_BODY
+from {{ cookiecutter.package_name }}.api.preconditions import IfMatch, require_match, with_etag
+from {{ cookiecutter.package_name }}.api.responses import (
+    BY_KEY,
+    CONDITIONAL_WRITE,
+    ETAG,
+    QUERIES,
+    REQUIRED_CONDITION,
+    WITH_BODY,
+    answer_headers,
+)
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import PostCreate, PostRead, PostUpdate
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository
-from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import REPLAYED, IdempotencyDep
 
 router = APIRouter(prefix="/posts", tags=["posts"], responses=QUERIES)
 
@@ -17,15 +26,20 @@ async def post_as_shown(posts: PostRepository, key: Key) -> PostRead:
     return PostRead.model_validate(await posts.get_with_author(key))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=WITH_BODY)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**WITH_BODY, **answer_headers(201, {**ETAG, **REPLAYED})},
+)
 async def create_post(
-    body: PostCreate, session: SessionDep, idempotency: IdempotencyDep
+    body: PostCreate, session: SessionDep, idempotency: IdempotencyDep, response: Response
 ) -> PostRead:
     await idempotency.claim(session, body)
     posts = PostRepository(session)
     created = await posts.create(**body.model_dump())
     post = await post_as_shown(posts, created.id)
     await idempotency.record(session, post, status.HTTP_201_CREATED)
+    with_etag(response, post.version)
     return post
 
 
@@ -39,20 +53,40 @@ async def list_posts(
     return page_of(posts, page.limit, PostRead)
 
 
-@router.get("/{post_id}", responses=BY_KEY)
-async def get_post(post_id: ApiKey, session: ReadSessionDep) -> PostRead:
-    return await post_as_shown(PostRepository(session), post_id)
+@router.get("/{post_id}", responses={**BY_KEY, **answer_headers(200, ETAG)})
+async def get_post(post_id: ApiKey, session: ReadSessionDep, response: Response) -> PostRead:
+    post = await post_as_shown(PostRepository(session), post_id)
+    with_etag(response, post.version)
+    return post
 
 
-@router.patch("/{post_id}", responses={**BY_KEY, **WITH_BODY})
-async def update_post(post_id: ApiKey, body: PostUpdate, session: SessionDep) -> PostRead:
+# If-Match is required: two editors of one post must not overwrite each other.
+@router.patch(
+    "/{post_id}",
+    responses={**BY_KEY, **WITH_BODY, **REQUIRED_CONDITION, **answer_headers(200, ETAG)},
+)
+async def update_post(
+    post_id: ApiKey,
+    body: PostUpdate,
+    session: SessionDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> PostRead:
     posts = PostRepository(session)
     post = await posts.get_with_author(post_id)
+    require_match(if_match, post.version, "post", required=True)
     await posts.update(post, **body.model_dump(exclude_unset=True))
+    with_etag(response, post.version)
     return PostRead.model_validate(post)
 
 
-@router.delete("/{post_id}", status_code=status.HTTP_204_NO_CONTENT, responses=BY_KEY)
-async def delete_post(post_id: ApiKey, session: SessionDep) -> None:
+@router.delete(
+    "/{post_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**BY_KEY, **CONDITIONAL_WRITE},
+)
+async def delete_post(post_id: ApiKey, session: SessionDep, if_match: IfMatch = None) -> None:
     posts = PostRepository(session)
-    await posts.delete(await posts.get_or_raise(post_id))
+    post = await posts.get_or_raise(post_id)
+    require_match(if_match, post.version, "post", required=False)
+    await posts.delete(post)

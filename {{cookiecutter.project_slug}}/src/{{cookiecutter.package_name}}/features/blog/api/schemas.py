@@ -72,6 +72,7 @@ class PostUpdate(RequestBody):
 
 
 class PostRead(Keyed):
+    version: int = Field(description="Counts the post's changes; its ETag is this, quoted")
     title: str
     content: str
     views: int

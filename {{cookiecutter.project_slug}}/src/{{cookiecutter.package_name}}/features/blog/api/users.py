@@ -8,16 +8,21 @@ from {{ cookiecutter.package_name }}.api.responses import (
     CONFLICTING_WRITE,
     QUERIES,
     WITH_BODY,
+    answer_headers,
 )
 from {{ cookiecutter.package_name }}.features.blog.api.schemas import UserCreate, UserRead, UserUpdate
 from {{ cookiecutter.package_name }}.features.blog.models import User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
-from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import REPLAYED, IdempotencyDep
 
 router = APIRouter(prefix="/users", tags=["users"], responses=QUERIES)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses={**WITH_BODY, **CONFLICTING_WRITE})
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={**WITH_BODY, **CONFLICTING_WRITE, **answer_headers(201, REPLAYED)},
+)
 async def create_user(
     body: UserCreate, session: SessionDep, idempotency: IdempotencyDep
 ) -> UserRead:

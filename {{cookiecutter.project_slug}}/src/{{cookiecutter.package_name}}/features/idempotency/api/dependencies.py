@@ -8,6 +8,11 @@ from fastapi import Depends, Header, Request
 from {{ cookiecutter.package_name }}.api.dependencies import SettingsDep
 from {{ cookiecutter.package_name }}.features.idempotency.keys import Idempotency
 
+# What a create that takes an Idempotency-Key adds to its success answer's documentation.
+REPLAYED = {
+    "Idempotent-Replayed": "true: this is the stored answer to an earlier request with the "
+    "same Idempotency-Key; nothing was done again."
+}
 # Printable ASCII without spaces, as the IETF draft's examples (UUIDs, random tokens).
 KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 

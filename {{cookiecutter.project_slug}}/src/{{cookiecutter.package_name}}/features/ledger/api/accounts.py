@@ -15,9 +15,10 @@ from {{ cookiecutter.package_name }}.api.responses import (
     WITH_BODY,
     ErrorResponse,
     Responses,
+    answer_headers,
 )
 from {{ cookiecutter.package_name }}.db.retry import run_in_transaction
-from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import IdempotencyDep
+from {{ cookiecutter.package_name }}.features.idempotency.api.dependencies import REPLAYED, IdempotencyDep
 from {{ cookiecutter.package_name }}.features.ledger.api.schemas import (
     AccountCreate,
     AccountRead,
@@ -51,7 +52,7 @@ async def get_account(account_id: ApiKey, session: ReadSessionDep) -> AccountRea
 @router.post(
     "/transfers",
     status_code=status.HTTP_201_CREATED,
-    responses={**WITH_BODY, **BY_KEY, **REFUSED_TRANSFER},
+    responses={**WITH_BODY, **BY_KEY, **REFUSED_TRANSFER, **answer_headers(201, REPLAYED)},
 )
 async def create_transfer(
     body: TransferCreate, sessions: SessionFactoryDep, idempotency: IdempotencyDep

@@ -1,7 +1,7 @@
 """Idempotency keys: the answers given to requests that named one (features/idempotency).
 
-Revision ID: 0005
-Revises: {% if cookiecutter.include_example_models %}0004{% else %}0001{% endif %}
+Revision ID: 0007
+Revises: {% if cookiecutter.include_example_models %}0006{% else %}0001{% endif %}
 Create Date: 2026-12-05
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "{% if cookiecutter.include_example_models %}0004{% else %}0001{% endif %}"
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "{% if cookiecutter.include_example_models %}0006{% else %}0001{% endif %}"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,7 +19,7 @@ down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LOWER_EMAIL = [sa.literal_column("lower(email)")]
+LOWER_EMAIL: list[sa.ColumnElement[str]] = [sa.literal_column("lower(email)")]
 
 
 def upgrade() -> None:

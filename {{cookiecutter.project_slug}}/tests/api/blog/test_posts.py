@@ -68,6 +68,23 @@ async def test_an_unknown_author_is_422_and_changes_nothing(
     assert await db_session.scalar(select(func.count()).select_from(Post)) == 0
 
 
+async def test_a_deleted_author_is_as_unknown_as_a_missing_one(
+    client: httpx.AsyncClient, db_session: AsyncSession
+) -> None:
+    author = await create_user(client, "gone@example.com")
+    assert (await client.delete(f"/users/{author}")).status_code == 204
+    response = await client.post(
+        "/posts", json={"author_id": author, "title": "Ghost", "content": "written after"}
+    )
+    assert error_of(response, 422) == {
+        "code": "missing_reference",
+        "message": "author_id does not refer to an existing row of users",
+        "fields": ["author_id"],
+    }
+    every_post = select(func.count()).select_from(Post).execution_options(include_deleted=True)
+    assert await db_session.scalar(every_post) == 0
+
+
 @pytest.mark.parametrize("page_size", [1, 7, 50])
 async def test_a_page_is_one_query_whatever_its_size(
     client: httpx.AsyncClient, assert_max_queries: QueryGuard, page_size: int

@@ -1,13 +1,15 @@
 """Data access for users and posts: each query loads what it returns in a fixed number
 of statements, whatever the page size."""
 
+from typing import Any
+
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import joinedload, selectinload
 
 from {{ cookiecutter.package_name }}.db.base import Key
 from {{ cookiecutter.package_name }}.features.blog.models import Post, User
 from {{ cookiecutter.package_name }}.repositories.base import DEFAULT_PAGE_SIZE, Repository
-from {{ cookiecutter.package_name }}.repositories.errors import NotFound
+from {{ cookiecutter.package_name }}.repositories.errors import MissingReference, NotFound
 
 # Many-to-one, never null: an inner join loads each post's author in the same query.
 WITH_AUTHOR = joinedload(Post.author, innerjoin=True)
@@ -57,6 +59,14 @@ class UserRepository(Repository[User]):
 
 class PostRepository(Repository[Post]):
     model = Post
+
+    async def create(self, **values: Any) -> Post:
+        """A new post; MissingReference for a deleted author as for one that never was (the
+        foreign key sees the deleted row, which the service no longer shows)."""
+        author_id = values["author_id"]
+        if await self.session.scalar(select(User.id).where(User.id == author_id)) is None:
+            raise MissingReference(self._entity, ("author_id",), User.__tablename__)
+        return await super().create(**values)
 
     async def get_with_author(self, key: Key) -> Post:
         post = await self.session.scalar(select(Post).where(Post.id == key).options(WITH_AUTHOR))

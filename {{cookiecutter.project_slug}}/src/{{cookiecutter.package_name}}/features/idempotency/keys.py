@@ -3,6 +3,7 @@
 import hashlib
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -17,15 +18,18 @@ from {{ cookiecutter.package_name }}.features.idempotency.models import Idempote
 # Expired keys are deleted a batch at a time, at most this often per process.
 PRUNE_EVERY_SECONDS = 60.0
 PRUNE_BATCH = 100
+# Headers of the transport, which the replay sets anew.
+FRAMING = {"content-length", "content-type"}
 
 
 class Replayed(Exception):
     """The key's request was done before: give its answer again."""
 
-    def __init__(self, status_code: int, body: str) -> None:
+    def __init__(self, status_code: int, body: str, headers: Mapping[str, str]) -> None:
         super().__init__(f"replayed answer {status_code}")
         self.status_code = status_code
         self.body = body
+        self.headers = headers
 
 
 class KeyReused(Exception):
@@ -122,7 +126,10 @@ class Idempotency:
         stored = (
             await session.execute(
                 select(
-                    IdempotencyKey.request_hash, IdempotencyKey.status_code, IdempotencyKey.body
+                    IdempotencyKey.request_hash,
+                    IdempotencyKey.status_code,
+                    IdempotencyKey.body,
+                    IdempotencyKey.headers,
                 ).where(IdempotencyKey.scope == self.scope, IdempotencyKey.key == self.key)
             )
         ).one()
@@ -130,14 +137,22 @@ class Idempotency:
             raise KeyReused(self.key)
         if stored.status_code is None or stored.body is None:
             raise KeyUnfinished(self.key)
-        raise Replayed(stored.status_code, stored.body)
+        raise Replayed(stored.status_code, stored.body, stored.headers or {})
 
-    async def record(self, session: AsyncSession, answer: BaseModel, status_code: int) -> None:
-        """Store the answer with the key, in the transaction that did the work."""
+    async def record(
+        self,
+        session: AsyncSession,
+        answer: BaseModel,
+        status_code: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Store the answer with the key, in the transaction that did the work: its body,
+        status and the `headers` the route set (its `Response`'s, such as ETag)."""
         if self.key is None:
             return
+        kept = {name: value for name, value in (headers or {}).items() if name not in FRAMING}
         await session.execute(
             update(IdempotencyKey)
             .where(IdempotencyKey.scope == self.scope, IdempotencyKey.key == self.key)
-            .values(status_code=status_code, body=answer.model_dump_json())
+            .values(status_code=status_code, body=answer.model_dump_json(), headers=kept)
         )

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import SmallInteger, String, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from {{ cookiecutter.package_name }}.db.base import Base
@@ -20,6 +21,8 @@ class IdempotencyKey(Base):
     # byte for byte (jsonb would reorder its keys).
     status_code: Mapped[int | None] = mapped_column(SmallInteger)
     body: Mapped[str | None] = mapped_column(Text)
+    # The headers the route set on its answer (ETag, Location), for the replay to repeat.
+    headers: Mapped[dict[str, str] | None] = mapped_column(JSONB)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
     def __repr__(self) -> str:

@@ -38,8 +38,8 @@ async def create_post(
     posts = PostRepository(session)
     created = await posts.create(**body.model_dump())
     post = await post_as_shown(posts, created.id)
-    await idempotency.record(session, post, status.HTTP_201_CREATED)
     with_etag(response, post.version)
+    await idempotency.record(session, post, status.HTTP_201_CREATED, response.headers)
     return post
 
 

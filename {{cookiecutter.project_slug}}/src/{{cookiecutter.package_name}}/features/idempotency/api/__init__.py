@@ -15,7 +15,7 @@ async def replayed(request: Request, error: Exception) -> Response:
         error.body,
         status_code=error.status_code,
         media_type="application/json",
-        headers={REPLAYED_HEADER: "true"},
+        headers={**error.headers, REPLAYED_HEADER: "true"},
     )
 
 

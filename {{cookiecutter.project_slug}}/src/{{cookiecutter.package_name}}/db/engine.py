@@ -1,6 +1,6 @@
 """Build the async (asyncpg) and sync (psycopg) engines from one Settings object."""
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import URL, Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
@@ -72,7 +72,8 @@ def _count_killed_connections_as_lost(context: ExceptionContext) -> None:
     # InternalClientError. It is a lost connection: the pool drops it, the caller sees
     # connection_invalidated.
     if type(context.original_exception).__name__ == "InternalClientError":
-        context.is_disconnect = True
+        # Writable, as handle_error documents; SQLAlchemy 2.1.0's types say otherwise.
+        cast(Any, context).is_disconnect = True
 
 
 def _pgbouncer_options(settings: Settings) -> dict[str, Any]:

@@ -74,39 +74,44 @@ async def test_the_next_unit_of_work_succeeds_after_a_database_restart(
         await engine.dispose()
 
 
-def test_migrate_names_an_unreachable_database_without_its_password(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+# DATABASE_URL alone, then with DATABASE_MIGRATION_URL, which migrate uses: the message
+# names the URL that failed, by its setting, without its password.
+OWNER_URL = UNREACHABLE_URL.replace("app:", "owner:", 1)
+ANSWERING_URL = "postgresql://app:fine@127.0.0.1:5432/app"
+
+
+@pytest.mark.parametrize(
+    ("environment", "named", "not_named"),
+    [
+        (
+            {"DATABASE_URL": UNREACHABLE_URL},
+            "postgresql://app:***@127.0.0.1:1/app (DATABASE_URL)",
+            "DATABASE_MIGRATION_URL",
+        ),
+        (
+            {"DATABASE_URL": ANSWERING_URL, "DATABASE_MIGRATION_URL": OWNER_URL},
+            "postgresql://owner:***@127.0.0.1:1/app (DATABASE_MIGRATION_URL)",
+            "(DATABASE_URL)",
+        ),
+    ],
+    ids=["service url", "migration url"],
+)
+def test_migrate_names_the_unreachable_url_it_used_without_its_password(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    environment: dict[str, str],
+    named: str,
+    not_named: str,
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", UNREACHABLE_URL)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
         with caplog.at_level(logging.ERROR):
             assert cli.main(["migrate"]) == 1
     finally:
         get_settings.cache_clear()
-    assert (
-        "cannot connect to the database at postgresql://app:***@127.0.0.1:1/app (DATABASE_URL): "
-        "connection refused on 127.0.0.1:1"
-    ) in caplog.text
-    assert "DATABASE_URL" in caplog.text
-    assert SECRET not in caplog.text
-
-
-def test_migrate_names_the_migration_url_it_could_not_use(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    # DATABASE_URL would answer; the owner's URL is the one that fails.
-    monkeypatch.setenv("DATABASE_URL", "postgresql://app:fine@127.0.0.1:5432/app")
-    monkeypatch.setenv("DATABASE_MIGRATION_URL", UNREACHABLE_URL.replace("app:", "owner:", 1))
-    get_settings.cache_clear()
-    try:
-        with caplog.at_level(logging.ERROR):
-            assert cli.main(["migrate"]) == 1
-    finally:
-        get_settings.cache_clear()
-    assert (
-        "cannot connect to the database at postgresql://owner:***@127.0.0.1:1/app "
-        "(DATABASE_MIGRATION_URL): connection refused on 127.0.0.1:1"
-    ) in caplog.text
-    assert "(DATABASE_URL)" not in caplog.text
+    expected = f"cannot connect to the database at {named}: connection refused on 127.0.0.1:1"
+    assert expected in caplog.text
+    assert not_named not in caplog.text
     assert SECRET not in caplog.text

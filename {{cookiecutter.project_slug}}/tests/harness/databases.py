@@ -165,6 +165,8 @@ def orphans_among(names: list[str]) -> list[str]:
 def reap_external(server: Server) -> list[str]:
     """Drop this host's test databases whose run has ended without dropping them, then
     their roles."""
+    import psycopg
+
     prefix = f"{EXTERNAL_PREFIX}_{host_tag()}_"
     with server.connect() as connection:
         databases, roles = (
@@ -180,8 +182,6 @@ def reap_external(server: Server) -> list[str]:
     for name in orphans:
         server.drop(name)
     for role in orphans_among(roles):
-        import psycopg
-
         # Granted privileges in a database of another run's (not ours to drop): left.
         with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
             server.drop_role(role)

@@ -12,6 +12,8 @@ fail. The migrations run as the owner: the cluster's superuser, or TEST_DATABASE
 role, which makes a role of its own for each process.
 """
 
+from __future__ import annotations
+
 import contextlib
 import hashlib
 import importlib
@@ -24,25 +26,28 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psycopg
 import pytest
-from sqlalchemy import make_url
 
-from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT, upgrade_database
-from {{ cookiecutter.package_name }}.features import load_models
 from {{ cookiecutter.package_name }}.localpg.binaries import PostgresNotFound, find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import MIGRATED_DATABASE, Migrations
 from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE, Cluster
 from {{ cookiecutter.package_name }}.localpg.processes import is_alive, postmaster_pid, process_identity
-from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
+from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster, take_spare
 from tests.harness.identity import RunIdentity
 from tests.harness.servers import AppRole, Server, SessionDatabase, session_clones
 
+if TYPE_CHECKING:
+    from sqlalchemy import URL
+
+# tests/harness/databases.py is two levels below the project root.
+MIGRATIONS_FOLDER = Path(__file__).resolve().parents[2] / "migrations"
 # Alembic and what migrations/env.py imports, slow enough to import while the server starts.
 MIGRATION_MODULES = (
     "alembic.command",
     "{{ cookiecutter.package_name }}.db.engine",
+    "{{ cookiecutter.package_name }}.db.migrations",
     "{{ cookiecutter.package_name }}.features",
     "{{ cookiecutter.package_name }}.settings",
 )
@@ -55,14 +60,23 @@ def import_all(names: tuple[str, ...]) -> None:
 
 
 def import_migration_modules() -> None:
+    from {{ cookiecutter.package_name }}.features import load_models
+
     import_all(MIGRATION_MODULES)
     load_models()
 
 
+def migrate(url: URL) -> None:
+    """Bring the database at `url` to the latest revision, granting the tests' role."""
+    from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
+
+    upgrade_database(url, app_role=APP_ROLE)
+
+
 def project_migrations() -> Migrations:
     return Migrations(
-        folder=PROJECT_ROOT / "migrations",
-        apply=partial(upgrade_database, app_role=APP_ROLE),
+        folder=MIGRATIONS_FOLDER,
+        apply=migrate,
         preload=import_migration_modules,
         login_role=APP_ROLE,
     )
@@ -79,8 +93,8 @@ def died(cluster: Cluster) -> str | None:
     )
 
 
-# What the first test's engine and sessions import, slow enough to import while the
-# cluster is copied and started.
+# What the first test's engine and sessions import (SQLAlchemy, the driver, the service's
+# engine and settings), slow enough to import while the cluster is copied and started.
 SESSION_MODULES = (
     "asyncpg",
     "sqlalchemy.dialects.postgresql.asyncpg",
@@ -90,23 +104,28 @@ SESSION_MODULES = (
 
 
 @contextlib.contextmanager
-def private_database(bindir: Path, identity: RunIdentity) -> Iterator[SessionDatabase]:
-    with ThreadPoolExecutor(max_workers=1) as preload:
-        driver = preload.submit(import_all, SESSION_MODULES)
-        with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
-            driver.result()
-            server = Server(cluster.url("postgres", driver="asyncpg"))
-            url = server.clone(MIGRATED_DATABASE, f"{MIGRATED_DATABASE}_{identity.worker}")
-            app_role = AppRole(APP_ROLE)
-            with session_clones(server, MIGRATED_DATABASE) as clones:
-                yield SessionDatabase(
-                    url=app_role.login(url),
-                    server=server,
-                    clones=clones,
-                    server_gone=partial(died, cluster),
-                    app_role=app_role,
-                    cluster=cluster,
-                )
+def private_database(identity: RunIdentity) -> Iterator[SessionDatabase]:
+    try:
+        bindir = find_bindir()
+    except PostgresNotFound as error:
+        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
+    with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
+        server = Server(cluster.url("postgres", driver="asyncpg"))
+        # The run's first process takes the cache's spare clone; the others clone their own.
+        name = take_spare(cluster)
+        if name is None:
+            name = f"{MIGRATED_DATABASE}_{identity.worker}"
+            server.clone(MIGRATED_DATABASE, name)
+        app_role = AppRole(APP_ROLE)
+        with session_clones(server, MIGRATED_DATABASE) as clones:
+            yield SessionDatabase(
+                url=app_role.login(server.admin_url.set(database=name)),
+                server=server,
+                clones=clones,
+                server_gone=partial(died, cluster),
+                app_role=app_role,
+                cluster=cluster,
+            )
 
 
 EXTERNAL_PREFIX = "test_{{ cookiecutter.package_name }}"[:21]
@@ -146,6 +165,8 @@ def orphans_among(names: list[str]) -> list[str]:
 def reap_external(server: Server) -> list[str]:
     """Drop this host's test databases whose run has ended without dropping them, then
     their roles."""
+    import psycopg
+
     prefix = f"{EXTERNAL_PREFIX}_{host_tag()}_"
     with server.connect() as connection:
         databases, roles = (
@@ -172,6 +193,8 @@ def reap_external(server: Server) -> list[str]:
 def external_app_role(server: Server, name: str) -> Iterator[AppRole]:
     """A login role for this process's tests, with a password of its own; dropped after
     the block, which must drop the databases it was granted privileges in."""
+    import psycopg
+
     role = AppRole(name, secrets.token_urlsafe(24))
     try:
         server.create_role(role.name, str(role.password))
@@ -191,6 +214,10 @@ def external_app_role(server: Server, name: str) -> Iterator[AppRole]:
 @contextlib.contextmanager
 def external_database(server_url: str) -> Iterator[SessionDatabase]:
     """Databases on an existing server, named after this process, migrated here, dropped after."""
+    from sqlalchemy import make_url
+
+    from {{ cookiecutter.package_name }}.db.migrations import upgrade_database
+
     server = Server(make_url(server_url).set(drivername="postgresql+asyncpg"))
     reap_external(server)
     # The suffix starts with a letter so that it never reads as a start time.
@@ -220,13 +247,14 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
 def session_database(identity: RunIdentity | None = None) -> Iterator[SessionDatabase]:
     """TEST_DATABASE_URL when set, else a private cluster; stops the session if neither."""
     server_url = os.environ.get("TEST_DATABASE_URL")
-    if server_url:
-        with external_database(server_url) as database:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-imports") as preload:
+        # The server's start waits on other processes: the imports take its time meanwhile.
+        imported = preload.submit(import_all, SESSION_MODULES)
+        if server_url:
+            imported.result()
+            with external_database(server_url) as database:
+                yield database
+            return
+        with private_database(identity or RunIdentity.of()) as database:
+            imported.result()
             yield database
-        return
-    try:
-        bindir = find_bindir()
-    except PostgresNotFound as error:
-        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
-    with private_database(bindir, identity or RunIdentity.of()) as database:
-        yield database

@@ -1,27 +1,34 @@
 """Admin access to the test server: databases cloned from a migrated template, and dropped,
 and the login role the service's tests run as."""
 
+from __future__ import annotations
+
 import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import psycopg
-from psycopg import sql
-from psycopg.rows import TupleRow
-from sqlalchemy import URL
+# psycopg and the service's modules are imported where used: a test on the harness's own
+# cluster, which takes the cache's spare database, connects as admin only to clone more.
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
+    from sqlalchemy import URL
 
-from {{ cookiecutter.package_name }}.db.engine import application_name
-from {{ cookiecutter.package_name }}.db.roles import grants
-from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+    from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 
 
 def connect(
     url: URL, *, autocommit: bool = False, timeout: int = 30
 ) -> psycopg.Connection[TupleRow]:
     """A psycopg connection to the database `url` names, over TCP or a unix socket."""
+    import psycopg
+
+    from {{ cookiecutter.package_name }}.db.engine import application_name
+
     socket_dir = url.query.get("host")
     return psycopg.connect(
         host=socket_dir if isinstance(socket_dir, str) else url.host,
@@ -47,6 +54,8 @@ class Server:
 
     def unreachable(self) -> str | None:
         """Why the server no longer answers, or None while it does."""
+        import psycopg
+
         try:
             with self.connect(timeout=5):
                 return None
@@ -62,6 +71,8 @@ class Server:
 
     def clone(self, template: str, name: str) -> URL:
         """A new database copied from `template`, which must have no open connections."""
+        from psycopg import sql
+
         with self.connect() as connection:
             statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                 sql.Identifier(name), sql.Identifier(template)
@@ -73,6 +84,8 @@ class Server:
         return self.admin_url.set(database=name)
 
     def drop(self, name: str) -> None:
+        from psycopg import sql
+
         with self.connect() as connection:
             connection.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -80,6 +93,8 @@ class Server:
 
     def create_role(self, name: str, password: str) -> None:
         """A login role with no privilege of its own."""
+        from psycopg import sql
+
         with self.connect() as connection:
             connection.execute(
                 sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
@@ -89,6 +104,8 @@ class Server:
 
     def drop_role(self, name: str) -> None:
         """Drop the role; the databases it was granted privileges in must be gone."""
+        from psycopg import sql
+
         with self.connect() as connection:
             connection.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
@@ -152,6 +169,8 @@ class Owner:
         await asyncio.to_thread(self._execute, statements)
 
     def _execute(self, statements: tuple[str, ...]) -> None:
+        from {{ cookiecutter.package_name }}.db.roles import grants
+
         with connect(self.url) as connection:
             for statement in statements:
                 connection.execute(statement)

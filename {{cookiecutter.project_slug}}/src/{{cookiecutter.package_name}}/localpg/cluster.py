@@ -4,16 +4,15 @@ The server listens on a unix socket in its own directory only, so clusters never
 collide with each other or with a system server.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import URL
+from typing import TYPE_CHECKING
 
 from {{ cookiecutter.package_name }}.localpg.account import (
     ServerAccount,
@@ -29,6 +28,12 @@ from {{ cookiecutter.package_name }}.localpg.processes import (
     shutdown_signal,
     stop_postmaster,
 )
+
+# psycopg and SQLAlchemy are imported where used: a test run starts its server first
+# and imports them while the server starts (tests/harness/databases.py).
+if TYPE_CHECKING:
+    import psycopg
+    from sqlalchemy.engine import URL
 
 SUPERUSER = "postgres"
 DEFAULT_PORT = 5432
@@ -237,6 +242,8 @@ class Cluster:
         return int(self.settings.get("port", DEFAULT_PORT))
 
     def url(self, database: str, driver: str = "asyncpg") -> URL:
+        from sqlalchemy.engine import URL
+
         moved = {} if self.port == DEFAULT_PORT else {"port": str(self.port)}
         return URL.create(
             f"postgresql+{driver}",
@@ -247,6 +254,8 @@ class Cluster:
 
     def connect(self) -> psycopg.Connection[tuple[object, ...]]:
         """A superuser connection to the `postgres` database, over the unix socket."""
+        import psycopg
+
         return psycopg.connect(
             host=str(self.socket_dir),
             port=self.port,
@@ -258,6 +267,8 @@ class Cluster:
     def create_role(self, name: str) -> None:
         """Create the login role `name` unless it exists: it logs in as the superuser
         does, trusted on the cluster's private socket, with no privilege of its own."""
+        from psycopg import sql
+
         with self.connect() as connection:
             if connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
                 return
@@ -265,6 +276,8 @@ class Cluster:
 
     def create_database(self, name: str, *, template: str | None = None) -> None:
         """Create `name` unless it exists."""
+        from psycopg import sql
+
         with self.connect() as connection:
             if connection.execute(
                 "SELECT 1 FROM pg_database WHERE datname = %s", (name,)

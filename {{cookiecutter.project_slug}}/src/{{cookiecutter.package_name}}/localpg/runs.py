@@ -13,6 +13,7 @@ from pathlib import Path
 
 from {{ cookiecutter.package_name }}.localpg.account import server_account
 from {{ cookiecutter.package_name }}.localpg.cache import (
+    SPARE_DATABASE,
     Migrations,
     base_key,
     build_cache,
@@ -28,6 +29,16 @@ from {{ cookiecutter.package_name }}.localpg.scratch import (
     scratch_root,
     stop_standbys,
 )
+
+
+def take_spare(cluster: Cluster) -> str | None:
+    """The cache's spare clone of the migrated database, for the first process of the run
+    to ask (creating the marker is atomic); None for the others, which clone their own."""
+    try:
+        os.close(os.open(cluster.datadir.parent / "spare-taken", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return None
+    return SPARE_DATABASE
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
 
     from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+    from tests.factories import Make
     from tests.harness.isolation import DatabaseScope
     from tests.harness.queries import QueryGuard
     from tests.harness.replicas import ReplicaServer
@@ -222,6 +223,14 @@ def db_read_sessions(db_scope: DatabaseScope) -> async_sessionmaker[AsyncSession
 @pytest.fixture
 def db_session(db_scope: DatabaseScope) -> AsyncSession:
     return db_scope.session
+
+
+@pytest.fixture
+def make(db_session: AsyncSession) -> Make:
+    """Rows from factories (tests/factories.py), added through `db_session` and flushed."""
+    from tests.factories import Make
+
+    return Make(db_session)
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.features.blog.models import Post, User
 from {{ cookiecutter.package_name }}.features.idempotency.api import REPLAYED_HEADER
-from tests.api.blog.test_posts import create_user
 from tests.api.conftest import error_of
+from tests.factories import Make
+from tests.features.blog.factories import UserFactory
+from tests.keys import as_json
 
 
 async def test_a_user_sent_twice_with_one_key_is_created_once(
@@ -27,9 +29,9 @@ async def test_a_user_sent_twice_with_one_key_is_created_once(
 
 
 async def test_a_post_sent_twice_with_one_key_is_created_once(
-    client: httpx.AsyncClient, db_session: AsyncSession
+    client: httpx.AsyncClient, db_session: AsyncSession, make: Make
 ) -> None:
-    author = await create_user(client, "ada@example.com")
+    author = as_json((await make(UserFactory)).id)
     body = {"author_id": author, "title": "Notes", "content": "on the engine"}
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first = await client.post("/posts", json=body, headers=key)

@@ -8,15 +8,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from {{ cookiecutter.package_name }}.features.blog.models import Post
 from tests.api.conftest import UNREPRESENTABLE_KEYS, error_of
+from tests.factories import Make
+from tests.features.blog.factories import PostFactory, UserFactory
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json
-
-
-async def create_user(client: httpx.AsyncClient, email: str) -> JsonKey:
-    response = await client.post("/users", json={"email": email, "name": email.split("@")[0]})
-    assert response.status_code == 201, response.text
-    key: JsonKey = response.json()["id"]
-    return key
 
 
 async def create_post(
@@ -30,10 +25,10 @@ async def create_post(
     return body
 
 
-async def test_create_read_update_delete(client: httpx.AsyncClient) -> None:
-    author = await create_user(client, "ada@example.com")
+async def test_create_read_update_delete(client: httpx.AsyncClient, make: Make) -> None:
+    author = as_json((await make(UserFactory, name="Ada")).id)
     created = await create_post(client, author, "Engines")
-    assert created["author"] == {"id": author, "name": "ada"}
+    assert created["author"] == {"id": author, "name": "Ada"}
     assert created["views"] == 0
     assert created["status"] == "draft"
 
@@ -69,9 +64,9 @@ async def test_an_unknown_author_is_422_and_changes_nothing(
 
 
 async def test_a_deleted_author_is_as_unknown_as_a_missing_one(
-    client: httpx.AsyncClient, db_session: AsyncSession
+    client: httpx.AsyncClient, db_session: AsyncSession, make: Make
 ) -> None:
-    author = await create_user(client, "gone@example.com")
+    author = as_json((await make(UserFactory)).id)
     assert (await client.delete(f"/users/{author}")).status_code == 204
     response = await client.post(
         "/posts", json={"author_id": author, "title": "Ghost", "content": "written after"}
@@ -87,26 +82,29 @@ async def test_a_deleted_author_is_as_unknown_as_a_missing_one(
 
 @pytest.mark.parametrize("page_size", [1, 7, 50])
 async def test_a_page_is_one_query_whatever_its_size(
-    client: httpx.AsyncClient, assert_max_queries: QueryGuard, page_size: int
+    client: httpx.AsyncClient, make: Make, assert_max_queries: QueryGuard, page_size: int
 ) -> None:
-    authors = [await create_user(client, f"author{i}@example.com") for i in range(5)]
+    authors = await make.batch(UserFactory, 5)
     for i in range(page_size):
-        await create_post(client, authors[i % len(authors)], f"post {i}")
+        await make(PostFactory, author=authors[i % len(authors)])
     with assert_max_queries(1):
         response = await client.get("/posts", params={"limit": page_size})
     items = response.json()["items"]
     assert len(items) == page_size
-    assert {item["author"]["id"] for item in items} == set(authors[:page_size])
+    assert {item["author"]["id"] for item in items} == {
+        as_json(author.id) for author in authors[:page_size]
+    }
 
 
-async def test_pages_follow_the_cursor_and_filter_by_author(client: httpx.AsyncClient) -> None:
-    ada = await create_user(client, "ada@example.com")
-    bob = await create_user(client, "bob@example.com")
+async def test_pages_follow_the_cursor_and_filter_by_author(
+    client: httpx.AsyncClient, make: Make
+) -> None:
+    ada, bob = await make.batch(UserFactory, 2)
     for i in range(5):
-        await create_post(client, ada, f"ada {i}")
-        await create_post(client, bob, f"bob {i}")
+        await make(PostFactory, author=ada, title=f"ada {i}")
+        await make(PostFactory, author=bob, title=f"bob {i}")
     titles: list[str] = []
-    params: dict[str, int | str] = {"limit": 2, "author_id": ada}
+    params: dict[str, int | str] = {"limit": 2, "author_id": as_json(ada.id)}
     while True:
         page = (await client.get("/posts", params=params)).json()
         titles += [item["title"] for item in page["items"]]
@@ -116,8 +114,8 @@ async def test_pages_follow_the_cursor_and_filter_by_author(client: httpx.AsyncC
     assert titles == [f"ada {i}" for i in range(5)]
 
 
-async def test_an_unknown_status_is_422(client: httpx.AsyncClient) -> None:
-    author = await create_user(client, "ada@example.com")
+async def test_an_unknown_status_is_422(client: httpx.AsyncClient, make: Make) -> None:
+    author = as_json((await make(UserFactory)).id)
     response = await client.post(
         "/posts", json={"author_id": author, "title": "T", "content": "C", "status": "secret"}
     )
@@ -126,19 +124,16 @@ async def test_an_unknown_status_is_422(client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("field", ["title", "content", "status"])
 async def test_patching_a_required_field_to_null_is_422(
-    client: httpx.AsyncClient, api: FastAPI, field: str
+    client: httpx.AsyncClient, api: FastAPI, make: Make, field: str
 ) -> None:
-    author = await create_user(client, "ada@example.com")
-    created = await create_post(client, author, "Engines")
-    response = await client.patch(f"/posts/{created['id']}", json={field: None})
+    post = await make(PostFactory)
+    response = await client.patch(f"/posts/{post.id}", json={field: None})
     assert response.status_code == 422
     response = await client.patch(
-        f"/posts/{created['id']}",
-        json={"published_at": None},
-        headers={"If-Match": f'"{created["version"]}"'},
+        f"/posts/{post.id}", json={"published_at": None}, headers={"If-Match": f'"{post.version}"'}
     )
     assert response.status_code == 200
-    assert (await client.get(f"/posts/{created['id']}")).json()[field] == created[field]
+    assert (await client.get(f"/posts/{post.id}")).json()[field] == getattr(post, field)
     # The schema says so: the field may be left out, not set to null.
     schema = api.openapi()["components"]["schemas"]["PostUpdate"]["properties"]
     assert "null" not in str(schema[field])

@@ -21,6 +21,8 @@ from tests.api.conftest import (
     error_of,
 )
 from tests.api.contract import ContractCheck
+from tests.factories import Make
+from tests.features.blog.factories import UserFactory
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY
 
@@ -50,9 +52,9 @@ async def test_unknown_user_is_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_duplicate_email_is_409_and_changes_nothing(
-    client: httpx.AsyncClient, db_session: AsyncSession
+    client: httpx.AsyncClient, db_session: AsyncSession, make: Make
 ) -> None:
-    await create(client, "ada@example.com")
+    await make(UserFactory, email="ada@example.com")
     response = await client.post("/users", json={"email": "ada@example.com", "name": "Twin"})
     assert error_of(response, 409) == {
         "code": "already_exists",
@@ -73,13 +75,14 @@ async def test_emails_differing_only_in_case_are_one_user(
 
 
 async def test_unknown_fields_are_422_naming_them_and_change_nothing(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, make: Make
 ) -> None:
-    created = await create(client, "ada@example.com")
-    patched = await client.patch(f"/users/{created['id']}", json={"email": "eve@example.com"})
+    user = await make(UserFactory)
+    before = (await client.get(f"/users/{user.id}")).json()
+    patched = await client.patch(f"/users/{user.id}", json={"email": "eve@example.com"})
     (detail,) = error_of(patched, 422)["details"]
     assert (tuple(detail["loc"]), detail["type"]) == (("body", "email"), "extra_forbidden")
-    assert (await client.get(f"/users/{created['id']}")).json() == created
+    assert (await client.get(f"/users/{user.id}")).json() == before
     posted = await client.post(
         "/users", json={"email": "eve@example.com", "name": "Eve", "is_admin": True}
     )
@@ -176,22 +179,20 @@ async def test_a_request_that_writes_then_fails_changes_nothing(
         assert await other.scalar(select(func.count()).select_from(User)) == 0
 
 
-async def test_update_and_delete(client: httpx.AsyncClient) -> None:
-    created = await create(client, "ada@example.com")
-    response = await client.patch(f"/users/{created['id']}", json={"name": "Ada Lovelace"})
+async def test_update_and_delete(client: httpx.AsyncClient, make: Make) -> None:
+    user = await make(UserFactory)
+    response = await client.patch(f"/users/{user.id}", json={"name": "Ada Lovelace"})
     assert response.status_code == 200
     assert response.json()["name"] == "Ada Lovelace"
 
-    assert (await client.delete(f"/users/{created['id']}")).status_code == 204
-    assert (await client.get(f"/users/{created['id']}")).status_code == 404
+    assert (await client.delete(f"/users/{user.id}")).status_code == 204
+    assert (await client.get(f"/users/{user.id}")).status_code == 404
 
 
 async def test_list_pages_with_a_cursor(
-    client: httpx.AsyncClient, assert_max_queries: QueryGuard
+    client: httpx.AsyncClient, make: Make, assert_max_queries: QueryGuard
 ) -> None:
-    emails = [f"user{i}@example.com" for i in range(5)]
-    for email in emails:
-        await create(client, email)
+    emails = [user.email for user in await make.batch(UserFactory, 5)]
     seen: list[str] = []
     params: dict[str, int] = {"limit": 2}
     while True:

@@ -4,6 +4,8 @@ import httpx
 import pytest
 
 from tests.api.conftest import error_of
+from tests.factories import Make
+from tests.features.ledger.factories import AccountFactory
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json, new_key
 
@@ -18,14 +20,19 @@ async def open_account(client: httpx.AsyncClient, balance: int) -> JsonKey:
     return key
 
 
+async def open_accounts(make: Make, *balances: int) -> list[JsonKey]:
+    """Accounts with these balances, made in the test's transaction: their keys in JSON."""
+    return [as_json((await make(AccountFactory, balance=balance)).id) for balance in balances]
+
+
 async def balance(client: httpx.AsyncClient, account_id: JsonKey) -> int:
     response = await client.get(f"/accounts/{account_id}")
     assert response.status_code == 200, response.text
     return int(response.json()["balance"])
 
 
-async def test_a_transfer_moves_money(client: httpx.AsyncClient) -> None:
-    source, target = await open_account(client, 100), await open_account(client, 0)
+async def test_a_transfer_moves_money(client: httpx.AsyncClient, make: Make) -> None:
+    source, target = await open_accounts(make, 100, 0)
     response = await client.post(
         "/transfers", json={"source_id": source, "target_id": target, "amount": 40}
     )
@@ -34,8 +41,10 @@ async def test_a_transfer_moves_money(client: httpx.AsyncClient) -> None:
     assert (await balance(client, source), await balance(client, target)) == (60, 40)
 
 
-async def test_insufficient_funds_is_409_and_changes_nothing(client: httpx.AsyncClient) -> None:
-    source, target = await open_account(client, 10), await open_account(client, 0)
+async def test_insufficient_funds_is_409_and_changes_nothing(
+    client: httpx.AsyncClient, make: Make
+) -> None:
+    source, target = await open_accounts(make, 10, 0)
     response = await client.post(
         "/transfers", json={"source_id": source, "target_id": target, "amount": 11}
     )
@@ -43,8 +52,8 @@ async def test_insufficient_funds_is_409_and_changes_nothing(client: httpx.Async
     assert (await balance(client, source), await balance(client, target)) == (10, 0)
 
 
-async def test_an_unknown_account_is_404(client: httpx.AsyncClient) -> None:
-    source = await open_account(client, 10)
+async def test_an_unknown_account_is_404(client: httpx.AsyncClient, make: Make) -> None:
+    (source,) = await open_accounts(make, 10)
     response = await client.post(
         "/transfers", json={"source_id": source, "target_id": as_json(MISSING_KEY), "amount": 1}
     )

@@ -18,7 +18,8 @@ from {{ cookiecutter.package_name }}.features.idempotency.models import Idempote
 from {{ cookiecutter.package_name }}.features.ledger.models import Transfer
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.api.conftest import client_for, error_of
-from tests.api.ledger.test_accounts import balance, open_account
+from tests.api.ledger.test_accounts import balance, open_account, open_accounts
+from tests.factories import Make
 from tests.keys import JsonKey
 
 CONCURRENT_SENDS = 50
@@ -36,9 +37,9 @@ async def send(
 
 
 async def test_a_retry_gets_the_first_answer_and_moves_money_once(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, make: Make
 ) -> None:
-    source, target = await open_account(client, 100), await open_account(client, 0)
+    source, target = await open_accounts(make, 100, 0)
     key = str(uuid.uuid4())
     first = await send(client, source, target, 30, key)
     again = await send(client, source, target, 30, key)
@@ -50,9 +51,9 @@ async def test_a_retry_gets_the_first_answer_and_moves_money_once(
 
 
 async def test_the_same_key_with_another_body_is_422_and_moves_nothing(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, make: Make
 ) -> None:
-    source, target = await open_account(client, 100), await open_account(client, 0)
+    source, target = await open_accounts(make, 100, 0)
     key = str(uuid.uuid4())
     assert (await send(client, source, target, 30, key)).status_code == 201
     refused = error_of(await send(client, source, target, 31, key), 422)
@@ -61,8 +62,8 @@ async def test_the_same_key_with_another_body_is_422_and_moves_nothing(
     assert (await balance(client, source), await balance(client, target)) == (70, 30)
 
 
-async def test_without_a_key_each_request_is_its_own(client: httpx.AsyncClient) -> None:
-    source, target = await open_account(client, 100), await open_account(client, 0)
+async def test_without_a_key_each_request_is_its_own(client: httpx.AsyncClient, make: Make) -> None:
+    source, target = await open_accounts(make, 100, 0)
     body = {"source_id": source, "target_id": target, "amount": 10}
     for _ in range(2):
         assert (await client.post("/transfers", json=body)).status_code == 201
@@ -70,12 +71,12 @@ async def test_without_a_key_each_request_is_its_own(client: httpx.AsyncClient) 
 
 
 async def test_a_key_is_per_operation_and_a_malformed_one_is_422(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, make: Make
 ) -> None:
     key = str(uuid.uuid4())
     account = await client.post("/accounts", json={"name": "a", "balance": 5}, headers=keyed(key))
     assert account.status_code == 201
-    source, target = account.json()["id"], await open_account(client, 0)
+    source, (target,) = account.json()["id"], await open_accounts(make, 0)
     # Accounts take no key: the same key still names a first transfer.
     assert (await send(client, source, target, 5, key)).status_code == 201
     for malformed in ("", "with space", "x" * 256):
@@ -84,14 +85,13 @@ async def test_a_key_is_per_operation_and_a_malformed_one_is_422(
 
 
 async def test_a_refused_transfer_stores_nothing_and_its_retry_runs_again(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, make: Make
 ) -> None:
-    source, target = await open_account(client, 10), await open_account(client, 0)
+    source, target, top_up = await open_accounts(make, 10, 0, 50)
     key = str(uuid.uuid4())
     assert error_of(await send(client, source, target, 20, key), 409)["code"] == (
         "insufficient_funds"
     )
-    top_up = await open_account(client, 50)
     assert (await send(client, top_up, source, 10, str(uuid.uuid4()))).status_code == 201
     assert (await send(client, source, target, 20, key)).status_code == 201
     assert await balance(client, target) == 20

@@ -13,6 +13,8 @@ from {{ cookiecutter.package_name }}.features.blog.models import Post, User
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository, UserRepository
 from {{ cookiecutter.package_name }}.repositories.base import COPY_THRESHOLD
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists
+from tests.factories import Make
+from tests.features.blog.factories import PostFactory
 from tests.harness.queries import QueryGuard
 from tests.keys import new_key
 
@@ -126,12 +128,12 @@ async def test_upsert_updates_only_the_named_columns(
     assert [tuple(row) for row in stored] == [("Ada", False)]
 
 
-async def test_upsert_counts_up_a_versioned_rows_version(db_session: AsyncSession) -> None:
-    (author,) = await UserRepository(db_session).add_many([{"email": "a@example.com", "name": "A"}])
-    posts = PostRepository(db_session)
-    (post,) = await posts.add_many([{"author_id": author, "title": "T", "content": "c"}])
-    row = {"id": post, "author_id": author, "title": "T2", "content": "c"}
-    await posts.upsert([row], conflict=["id"])
+async def test_upsert_counts_up_a_versioned_rows_version(
+    db_session: AsyncSession, make: Make
+) -> None:
+    post = await make(PostFactory)
+    row = {"id": post.id, "author_id": post.author_id, "title": "T2", "content": "c"}
+    await PostRepository(db_session).upsert([row], conflict=["id"])
     stored = await db_session.execute(select(Post.title, Post.version))
     assert [tuple(found) for found in stored] == [("T2", 2)]
 

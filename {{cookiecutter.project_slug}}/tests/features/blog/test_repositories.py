@@ -9,17 +9,14 @@ from {{ cookiecutter.package_name }}.db.session import WriteInReadOnlySession
 from {{ cookiecutter.package_name }}.features.blog.models import Post, User
 from {{ cookiecutter.package_name }}.features.blog.repositories import UserRepository
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists, NotFound
+from tests.factories import Make
+from tests.features.blog.factories import PostFactory, UserFactory
 from tests.harness.queries import QueryGuard
 
 
 @pytest.fixture
 def users(db_session: AsyncSession) -> UserRepository:
     return UserRepository(db_session)
-
-
-async def make_users(users: UserRepository, count: int) -> list[Key]:
-    rows = [{"email": f"user{i}@example.com", "name": f"User {i}"} for i in range(count)]
-    return await users.add_many(rows)
 
 
 async def test_create_get_update_delete(users: UserRepository) -> None:
@@ -44,9 +41,9 @@ async def test_create_get_update_delete(users: UserRepository) -> None:
 
 
 async def test_duplicate_email_is_a_domain_error_naming_the_field(
-    users: UserRepository, db_session: AsyncSession
+    users: UserRepository, db_session: AsyncSession, make: Make
 ) -> None:
-    await users.create(email="ada@example.com", name="Ada")
+    await make(UserFactory, email="ada@example.com")
     with pytest.raises(AlreadyExists) as raised:
         await users.create(email="ada@example.com", name="Another Ada")
     assert raised.value.fields == ("email",)
@@ -57,8 +54,9 @@ async def test_duplicate_email_is_a_domain_error_naming_the_field(
 async def test_add_many_inserts_in_one_statement(
     users: UserRepository, assert_max_queries: QueryGuard
 ) -> None:
+    rows = [{"email": f"user{i}@example.com", "name": f"User {i}"} for i in range(100)]
     with assert_max_queries(1) as statements:
-        ids = await make_users(users, 100)
+        ids = await users.add_many(rows)
     assert len(ids) == 100
     assert len(set(ids)) == 100
     assert statements[0].startswith("INSERT")
@@ -74,9 +72,9 @@ async def test_add_many_duplicate_is_a_domain_error(users: UserRepository) -> No
 
 
 async def test_keyset_pagination_walks_every_row_once(
-    users: UserRepository, assert_max_queries: QueryGuard
+    users: UserRepository, make: Make, assert_max_queries: QueryGuard
 ) -> None:
-    ids = await make_users(users, 25)
+    ids = [user.id for user in await make.batch(UserFactory, 25)]
     seen: list[Key] = []
     after: Key | None = None
     while True:
@@ -90,10 +88,10 @@ async def test_keyset_pagination_walks_every_row_once(
 
 
 async def test_list_active_skips_inactive_users(
-    users: UserRepository, assert_max_queries: QueryGuard
+    users: UserRepository, make: Make, assert_max_queries: QueryGuard
 ) -> None:
-    active = await users.create(email="on@example.com", name="On")
-    await users.create(email="off@example.com", name="Off", is_active=False)
+    active = await make(UserFactory)
+    await make(UserFactory, is_active=False)
     with assert_max_queries(1):
         listed = await users.list_active()
     assert [user.id for user in listed] == [active.id]
@@ -103,14 +101,12 @@ async def test_list_active_skips_inactive_users(
 async def test_posts_load_in_constant_queries(
     users: UserRepository,
     db_session: AsyncSession,
+    make: Make,
     assert_max_queries: QueryGuard,
     page_size: int,
 ) -> None:
-    for user_id in await make_users(users, 30):
-        db_session.add_all(
-            Post(author_id=user_id, title=f"Post {n}", content="...") for n in range(3)
-        )
-    await db_session.flush()
+    for author in await make.batch(UserFactory, 30):
+        await make.batch(PostFactory, 3, author=author)
     db_session.expunge_all()
 
     # Two queries whatever the page size: users, then all their posts at once.
@@ -120,9 +116,9 @@ async def test_posts_load_in_constant_queries(
 
 
 async def test_lazy_load_raises_instead_of_querying(
-    users: UserRepository, db_session: AsyncSession
+    users: UserRepository, db_session: AsyncSession, make: Make
 ) -> None:
-    user = await users.create(email="ada@example.com", name="Ada")
+    user = await make(UserFactory)
     db_session.expunge_all()
     reloaded = await users.get_or_raise(user.id)
     with pytest.raises(InvalidRequestError, match="lazy='raise'"):
@@ -130,12 +126,10 @@ async def test_lazy_load_raises_instead_of_querying(
 
 
 async def test_deleting_a_user_hides_them_and_their_posts_until_restored(
-    users: UserRepository, db_session: AsyncSession
+    users: UserRepository, db_session: AsyncSession, make: Make
 ) -> None:
-    user = await users.create(email="ada@example.com", name="Ada")
-    post = Post(author_id=user.id, title="Hello", content="...")
-    db_session.add(post)
-    await db_session.flush()
+    post = await make(PostFactory)
+    user = post.author
     db_session.expunge_all()
 
     await users.delete(await users.get_or_raise(user.id))
@@ -152,9 +146,9 @@ async def test_deleting_a_user_hides_them_and_their_posts_until_restored(
 
 
 async def test_a_read_only_session_refuses_to_flush_changes(
-    db_read_sessions: async_sessionmaker[AsyncSession], users: UserRepository
+    db_read_sessions: async_sessionmaker[AsyncSession], make: Make
 ) -> None:
-    created = await users.create(email="ada@example.com", name="Ada")
+    created = await make(UserFactory, name="Ada")
     async with db_read_sessions() as session:
         readonly_users = UserRepository(session)
         found = await readonly_users.get_or_raise(created.id)

@@ -9,13 +9,15 @@ from {{ cookiecutter.package_name }}.db.soft_delete import INCLUDE_DELETED
 from {{ cookiecutter.package_name }}.features.blog.models import Post, User
 from {{ cookiecutter.package_name }}.features.blog.repositories import PostRepository, UserRepository
 from {{ cookiecutter.package_name }}.repositories.errors import AlreadyExists
+from tests.factories import Make
+from tests.features.blog.factories import PostFactory, UserFactory
 
 
 async def test_a_deleted_users_email_may_sign_up_again_and_a_living_ones_may_not(
-    db_session: AsyncSession,
+    db_session: AsyncSession, make: Make
 ) -> None:
     users = UserRepository(db_session)
-    first = await users.create(email="ada@example.com", name="Ada")
+    first = await make(UserFactory, email="ada@example.com")
     with pytest.raises(AlreadyExists):
         async with db_session.begin_nested():
             await users.create(email="ada@example.com", name="Twin")
@@ -30,12 +32,10 @@ async def test_a_deleted_users_email_may_sign_up_again_and_a_living_ones_may_not
 
 
 async def test_counts_lists_and_relationship_loads_leave_deleted_rows_out(
-    db_session: AsyncSession,
+    db_session: AsyncSession, make: Make
 ) -> None:
     users, posts = UserRepository(db_session), PostRepository(db_session)
-    author = await users.create(email="ada@example.com", name="Ada")
-    kept = await posts.create(author_id=author.id, title="Kept", content="...")
-    gone = await posts.create(author_id=author.id, title="Gone", content="...")
+    kept, gone = await make.batch(PostFactory, 2, author=await make(UserFactory))
     await posts.delete(gone)
     db_session.expunge_all()
     assert await db_session.scalar(select(func.count()).select_from(Post)) == 1
@@ -47,12 +47,11 @@ async def test_counts_lists_and_relationship_loads_leave_deleted_rows_out(
 
 
 async def test_a_post_deleted_before_its_author_stays_deleted_when_the_author_is_restored(
-    db_session: AsyncSession,
+    db_session: AsyncSession, make: Make
 ) -> None:
     users, posts = UserRepository(db_session), PostRepository(db_session)
-    author = await users.create(email="ada@example.com", name="Ada")
-    earlier = await posts.create(author_id=author.id, title="Earlier", content="...")
-    with_author = await posts.create(author_id=author.id, title="With", content="...")
+    author = await make(UserFactory)
+    earlier, with_author = await make.batch(PostFactory, 2, author=author)
     await posts.delete(earlier)
     await users.delete(author)
     deleted = await users.get(author.id, include_deleted=True)

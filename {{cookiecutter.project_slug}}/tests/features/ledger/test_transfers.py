@@ -18,21 +18,18 @@ from {{ cookiecutter.package_name }}.db.engine import create_async_engine_from_s
 from {{ cookiecutter.package_name }}.db.retry import is_retryable, run_in_transaction
 from {{ cookiecutter.package_name }}.db.session import make_session_factory, transaction
 from {{ cookiecutter.package_name }}.features.ledger.models import Account, Transfer
-from {{ cookiecutter.package_name }}.features.ledger.repositories import AccountRepository
 from {{ cookiecutter.package_name }}.features.ledger.transfers import InsufficientFunds, transfer
 from {{ cookiecutter.package_name }}.repositories.errors import NotFound
 from {{ cookiecutter.package_name }}.settings import Settings
+from tests.factories import Make
+from tests.features.ledger.factories import AccountFactory
 from tests.harness.replicas import ReplicaServer
 from tests.keys import MISSING_KEY
 from tests.replica_routing import routed_database, routed_settings, the_replica
 
 
-async def open_accounts(session: AsyncSession, *balances: int) -> list[Key]:
-    accounts = AccountRepository(session)
-    created = [
-        await accounts.create(name=f"account {i}", balance=b) for i, b in enumerate(balances)
-    ]
-    return [account.id for account in created]
+async def open_accounts(make: Make, *balances: int) -> list[Key]:
+    return [(await make(AccountFactory, balance=balance)).id for balance in balances]
 
 
 async def balances(session: AsyncSession) -> dict[Key, int]:
@@ -44,9 +41,9 @@ async def ledger_size(session: AsyncSession) -> int:
 
 
 async def test_moves_the_amount_and_writes_the_ledger(
-    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
+    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession, make: Make
 ) -> None:
-    source, target = await open_accounts(db_session, 100, 5)
+    source, target = await open_accounts(make, 100, 5)
     async with transaction(db_sessions) as session:
         line = await transfer(session, source, target, 30)
     assert (line.source_id, line.target_id, line.amount) == (source, target, 30)
@@ -56,9 +53,9 @@ async def test_moves_the_amount_and_writes_the_ledger(
 
 
 async def test_insufficient_funds_changes_nothing(
-    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
+    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession, make: Make
 ) -> None:
-    source, target = await open_accounts(db_session, 10, 0)
+    source, target = await open_accounts(make, 10, 0)
     with pytest.raises(InsufficientFunds, match=f"Account {source} has insufficient funds"):
         async with transaction(db_sessions) as session:
             await transfer(session, source, target, 11)
@@ -67,9 +64,9 @@ async def test_insufficient_funds_changes_nothing(
 
 
 async def test_unknown_account_is_not_found(
-    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession
+    db_sessions: async_sessionmaker[AsyncSession], db_session: AsyncSession, make: Make
 ) -> None:
-    (source,) = await open_accounts(db_session, 10)
+    (source,) = await open_accounts(make, 10)
     with pytest.raises(NotFound, match=f"Account {MISSING_KEY} not found"):
         async with transaction(db_sessions) as session:
             await transfer(session, source, MISSING_KEY, 1)
@@ -85,9 +82,9 @@ async def test_unknown_account_is_not_found(
     ],
 )
 async def test_nonsense_is_refused_before_touching_the_database(
-    db_session: AsyncSession, amount: int, same_account: bool, message: str
+    db_session: AsyncSession, make: Make, amount: int, same_account: bool, message: str
 ) -> None:
-    source, target = await open_accounts(db_session, 10, 10)
+    source, target = await open_accounts(make, 10, 10)
     with pytest.raises(ValueError, match=message):
         await transfer(db_session, source, source if same_account else target, amount)
     assert await balances(db_session) == {source: 10, target: 10}
@@ -110,9 +107,9 @@ async def wide_engine(postgres_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.mark.isolated_db
 async def test_concurrent_transfers_keep_the_books_balanced(
-    wide_engine: AsyncEngine, db_session: AsyncSession
+    wide_engine: AsyncEngine, db_session: AsyncSession, make: Make
 ) -> None:
-    keys = await open_accounts(db_session, *[OPENING_BALANCE] * ACCOUNTS)
+    keys = await open_accounts(make, *[OPENING_BALANCE] * ACCOUNTS)
     await db_session.commit()
     sessions = make_session_factory(wide_engine)
     # A fixed seed: a failure replays with the same transfers.
@@ -174,7 +171,7 @@ async def test_transfers_with_replicas_lock_and_read_their_rows_on_the_primary(
         # Nothing a transfer does can reach the replica now, not even what it reads.
         replica.pause_replay()
         async with transaction(database.sessions) as session:
-            source, target = await open_accounts(session, 100, 0)
+            source, target = await open_accounts(Make(session), 100, 0)
         await run_in_transaction(
             partial(transfer, source_id=source, target_id=target, amount=40), database.sessions
         )

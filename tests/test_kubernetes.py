@@ -145,7 +145,15 @@ def pods_of(objects: list[Manifest], kind: str, component: str) -> Manifest:
 
 
 def selects(selector: Manifest, labels: Manifest) -> bool:
-    return selector.items() <= labels.items()
+    """Whether a Service's selector, or a label selector (matchLabels, matchExpressions with
+    In), selects pods with `labels`."""
+    if "matchLabels" not in selector and "matchExpressions" not in selector:
+        return selector.items() <= labels.items()
+    expressions = selector.get("matchExpressions", [])
+    assert {expression["operator"] for expression in expressions} <= {"In"}
+    return selector.get("matchLabels", {}).items() <= labels.items() and all(
+        labels.get(expression["key"]) in expression["values"] for expression in expressions
+    )
 
 
 def test_every_selector_selects_the_pods_it_is_for(overlay: list[Manifest]) -> None:
@@ -159,11 +167,14 @@ def test_every_selector_selects_the_pods_it_is_for(overlay: list[Manifest]) -> N
         budget = the(overlay, "PodDisruptionBudget", component)
         assert selects(budget["spec"]["selector"]["matchLabels"], pods)
         assert not selects(the(overlay, "Service", component)["spec"]["selector"], migrate)
-        policy = the(overlay, "NetworkPolicy", component)["spec"]
-        assert selects(policy["podSelector"]["matchLabels"], pods)
+        # Each workload's pods fall under their own NetworkPolicy and no other's: policies
+        # add up, and another's would let in or out what this one's keeps out.
+        policies = [item for item in overlay if item["kind"] == "NetworkPolicy"]
+        covering = [item for item in policies if selects(item["spec"]["podSelector"], pods)]
+        assert covering == [the(overlay, "NetworkPolicy", component)]
     # The migrate Job needs DNS and the database as much as the service does.
     policy = the(overlay, "NetworkPolicy")["spec"]
-    assert selects(policy["podSelector"]["matchLabels"], migrate)
+    assert selects(policy["podSelector"], migrate)
 
 
 def test_the_network_policies_let_out_dns_to_the_cluster_dns(overlay: list[Manifest]) -> None:

@@ -2,11 +2,12 @@
 
 import re
 
-from sqlalchemy import text
+from sqlalchemy import Table, UniqueConstraint, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import RelationshipProperty
 
 from {{ cookiecutter.package_name }}.db.base import Base
+from {{ cookiecutter.package_name }}.db.soft_delete import SoftDeleteMixin
 from {{ cookiecutter.package_name }}.features import load_models
 
 load_models()
@@ -24,6 +25,32 @@ def test_relationships_never_lazy_load_implicitly() -> None:
         and relationship.lazy not in EXPLICIT_LOADERS
     ]
     assert implicit == [], "use lazy='raise' and load with selectinload(): " + ", ".join(implicit)
+
+
+def test_soft_deletable_tables_are_unique_only_among_rows_not_deleted() -> None:
+    # A plain unique constraint counts deleted rows: a deleted row's value stays taken.
+    tables = [
+        table
+        for mapper in Base.registry.mappers
+        if issubclass(mapper.class_, SoftDeleteMixin)
+        and isinstance(table := mapper.local_table, Table)
+    ]
+    whole_table = [
+        f"{table.name}: {constraint.name or [column.name for column in constraint.columns]}"
+        for table in tables
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+    ] + [
+        f"{table.name}: {index.name}"
+        for table in tables
+        for index in table.indexes
+        if index.unique and index.dialect_options["postgresql"]["where"] is None
+    ]
+    assert whole_table == [], (
+        "make these partial unique indexes, "
+        'Index(None, "column", unique=True, postgresql_where=text("deleted_at IS NULL")): '
+        + ", ".join(whole_table)
+    )
 
 
 async def test_every_constraint_and_index_follows_the_naming_convention(

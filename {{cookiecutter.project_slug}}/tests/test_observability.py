@@ -145,6 +145,12 @@ async def test_pool_metrics_follow_checkouts_and_count_the_waits_that_run_out(
         assert sample("db_pool_checkout_wait_seconds_sum", **labels) >= 0.2
     finally:
         await engine.dispose()
+    # The pool that replaces the disposed one counts only once used.
+    assert sample("db_pool_size", **labels) == 0
+    async with engine.connect():
+        assert sample("db_pool_size", **labels) == 1
+    await engine.dispose()
+    assert sample("db_pool_size", **labels) == 0
 
 
 @pytest.mark.isolated_db

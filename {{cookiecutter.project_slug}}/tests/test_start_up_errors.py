@@ -263,7 +263,8 @@ async def test_the_app_does_not_start_when_the_server_refuses_it(
             pytest.fail("the app started")
     shown = as_written(url).replace(SECRET, "***")
     assert errors_logged(caplog) == [
-        f'cannot connect to the database at {shown}: authentication failed for user "{ROLE}" '
+        f"cannot connect to the database at {shown} (DATABASE_URL): "
+        f'authentication failed for user "{ROLE}" '
         "(wrong password or no such user)"
     ]
 {%- endif %}

@@ -23,7 +23,7 @@ async def test_starts_while_the_database_is_down_and_says_so(
         async with client_for(create_app(settings)) as client:
             assert (await client.get("/health/ready")).status_code == 503
             assert (await client.get("/health/live")).status_code == 200
-    assert "is unreachable" in caplog.text
+    assert "(DATABASE_URL) is unreachable" in caplog.text
     assert "127.0.0.1" in caplog.text
     assert SECRET not in caplog.text
 

@@ -52,10 +52,14 @@ async def check_database_at_start_up(engine: AsyncEngine, settings: Settings) ->
         await publish_revision(engine)
     except CannotConnect as failure:
         if failure.refused_by_server:
-            logger.error("cannot connect to the database at %s: %s", settings.safe_url, failure)
+            logger.error(
+                "cannot connect to the database at %s (DATABASE_URL): %s",
+                settings.safe_url,
+                failure,
+            )
             raise
         logger.warning(
-            "the database at %s is unreachable (%s); serving anyway, "
+            "the database at %s (DATABASE_URL) is unreachable (%s); serving anyway, "
             "/health/ready answers 503 until it is back",
             settings.safe_url,
             failure,

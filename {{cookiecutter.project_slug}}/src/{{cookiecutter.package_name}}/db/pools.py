@@ -44,12 +44,11 @@ class MeteredPool(AsyncAdaptedQueuePool):
     _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
     meters: PoolMeters | None = None
     _reported_overflow = 0
-    _disposed = False
+    _reported_size = 0
 
     def meter(self, pool: str, server: str) -> None:
         """Report to the metrics of `pool` (its role) and `server` from now on."""
         self.meters = PoolMeters(pool, server)
-        self.meters.size.inc(self.size())
         self.meters.checked_out.inc(self.checkedout())
 
     def recreate(self) -> "MeteredPool":
@@ -64,6 +63,11 @@ class MeteredPool(AsyncAdaptedQueuePool):
         if self.meters is None:
             return super().connect()
         meters = self.meters
+        # Its size counts from its first use: the pool that engine.dispose() leaves in
+        # place of a closed one, never used, adds nothing.
+        if not self._reported_size:
+            self._reported_size = self.size()
+            meters.size.inc(self._reported_size)
         # Only a caller who finds no idle connection may wait: the others skip the gauge.
         may_wait = self.checkedin() == 0
         if may_wait:
@@ -92,10 +96,10 @@ class MeteredPool(AsyncAdaptedQueuePool):
 
     def dispose(self) -> None:
         super().dispose()
-        if self.meters is not None and not self._disposed:
+        if self.meters is not None and self._reported_size:
             # Its connections are closed; the pool that replaces it reports its own size.
-            self.meters.size.dec(self.size())
-            self._disposed = True
+            self.meters.size.dec(self._reported_size)
+            self._reported_size = 0
 
     def _report_overflow(self) -> None:
         assert self.meters is not None

@@ -63,8 +63,10 @@ class PostRepository(Repository[Post]):
     async def create(self, **values: Any) -> Post:
         """A new post; MissingReference for a deleted author as for one that never was (the
         foreign key sees the deleted row, which the service no longer shows)."""
-        author_id = values["author_id"]
-        if await self.session.scalar(select(User.id).where(User.id == author_id)) is None:
+        # FOR SHARE until the post is committed: a delete of the author waits for it, then
+        # marks it too; a delete first makes this read find no author.
+        author = select(User.id).where(User.id == values["author_id"]).with_for_update(read=True)
+        if await self.session.scalar(author) is None:
             raise MissingReference(self._entity, ("author_id",), User.__tablename__)
         return await super().create(**values)
 

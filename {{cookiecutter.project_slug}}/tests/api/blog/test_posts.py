@@ -1,17 +1,25 @@
 """The post endpoints: every post comes with its author, loaded in the same query."""
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from {{ cookiecutter.package_name }}.features.blog.models import Post
-from tests.api.conftest import UNREPRESENTABLE_KEYS, error_of
+from {{ cookiecutter.package_name }}.api import create_app
+from {{ cookiecutter.package_name }}.features.blog.models import Post, User
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.api.conftest import UNREPRESENTABLE_KEYS, client_for, error_of
 from tests.factories import Make
 from tests.features.blog.factories import PostFactory, UserFactory
 from tests.harness.queries import QueryGuard
 from tests.keys import MISSING_KEY, JsonKey, as_json
+
+# Posts sent at once with a delete of their author, and how many times.
+RACE_POSTS, RACE_ROUNDS = 8, 10
 
 
 async def create_post(
@@ -148,3 +156,31 @@ async def test_a_key_no_row_can_have_is_422_before_any_query(
     with assert_max_queries(0):
         response = await client.get("/posts", params={parameter: key})
     assert error_of(response, 422)["details"][0]["loc"] == ["query", parameter]
+
+
+@pytest.mark.isolated_db
+async def test_posts_written_while_their_author_is_deleted_go_with_the_author(
+    postgres_url: str, db_session: AsyncSession
+) -> None:
+    settings = Settings(database_url=SecretStr(postgres_url), pool_size=10, pool_timeout=30)
+    async with client_for(create_app(settings)) as client:
+        for round_ in range(RACE_ROUNDS):
+            created = await client.post(
+                "/users", json={"email": f"racer{round_}@example.com", "name": "Racer"}
+            )
+            author = created.json()["id"]
+            body = {"author_id": author, "title": "Racing", "content": "the delete"}
+            answers = await asyncio.gather(
+                *(client.post("/posts", json=body) for _ in range(RACE_POSTS)),
+                client.delete(f"/users/{author}"),
+            )
+            assert {answer.status_code for answer in answers} <= {201, 204, 422}
+    # Every post is either refused or deleted with its author: none is left live.
+    live_posts_of_deleted_authors = (
+        select(func.count())
+        .select_from(Post)
+        .join(User, Post.author_id == User.id)
+        .where(User.deleted_at.is_not(None), Post.deleted_at.is_(None))
+        .execution_options(include_deleted=True)
+    )
+    assert await db_session.scalar(live_posts_of_deleted_authors) == 0

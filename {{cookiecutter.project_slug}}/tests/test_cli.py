@@ -409,6 +409,10 @@ def test_downgrade_and_current_on_database_url(
         assert "cannot downgrade to -1: " in caplog.text
         assert run_cli("current") == 0
         assert capsys.readouterr().out == "base\n"
+        # Autogenerate needs a database at the latest revision, and says so.
+        assert run_cli("revision", "--autogenerate", "-m", "too early") == 1
+        assert "the database is at base, not at the latest revision" in caplog.text
+        assert "run `{{ cookiecutter.package_name }} migrate` first" in caplog.text
     finally:
         database.clones.release(name)
 

@@ -170,7 +170,17 @@ def revision(message: str, url: URL | None) -> int:
     try:
         written = create_revision(message, url)
     except CommandError as error:
-        # Alembic's own words, e.g. that the database is not at the latest revision.
+        if url is not None and "not up to date" in str(error):
+            at = ", ".join(current_revisions(url)) or "base"
+            logger.error(
+                "cannot autogenerate a revision: the database is at %s, not at the latest "
+                "revision (%s); run `{{ cookiecutter.package_name }} migrate` first, as autogenerate compares "
+                "the models with a database that has every revision",
+                at,
+                ", ".join(head_revisions()),
+            )
+            return 1
+        # Alembic's own words.
         logger.error("%s", error)
         return 1
     if not written:

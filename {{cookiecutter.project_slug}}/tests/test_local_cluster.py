@@ -2,6 +2,7 @@
 
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,11 @@ from {{ cookiecutter.package_name }}.localpg.binaries import (
     server_version,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
-from {{ cookiecutter.package_name }}.localpg.scratch import STALE_CACHE_SECONDS, remove_stale_caches
+from {{ cookiecutter.package_name }}.localpg.scratch import (
+    KEPT_CACHES,
+    STALE_CACHE_SECONDS,
+    remove_stale_caches,
+)
 from {{ cookiecutter.package_name }}.localpg.wheels import unpack
 
 
@@ -163,8 +168,28 @@ def test_caches_and_unpacked_servers_unused_for_a_week_are_removed(tmp_path: Pat
         if name.endswith("old"):
             weeks_ago = os.stat(tmp_path / name).st_mtime - STALE_CACHE_SECONDS - 60
             os.utime(tmp_path / name, (weeks_ago, weeks_ago))
-    remove_stale_caches(tmp_path, keep=tmp_path / "cache-new")
+    remove_stale_caches(tmp_path, keep={tmp_path / "cache-new"})
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "cache-new",
         "postgresql-18.1.0-new",
     ]
+
+
+def test_only_the_caches_used_last_are_kept(tmp_path: Path) -> None:
+    # Each edit of a migration makes a new cache, used minutes apart: none a week old.
+    now = time.time()
+    count = KEPT_CACHES + 3
+    for kind in ("cache", "base", "postgresql-15.0.0"):
+        for age in range(count):
+            folder = tmp_path / f"{kind}-{age}"
+            folder.mkdir()
+            os.utime(folder, (now - 60 * age, now - 60 * age))
+    oldest = {tmp_path / f"cache-{count - 1}", tmp_path / f"base-{count - 1}"}
+    remove_stale_caches(tmp_path, keep=oldest)
+    left = {path.name for path in tmp_path.iterdir()}
+    for kind in ("cache", "base"):
+        # The newest, and the ones in use however old.
+        expected = {f"{kind}-{age}" for age in [*range(KEPT_CACHES), count - 1]}
+        assert {name for name in left if name.startswith(f"{kind}-")} == expected
+    # An unpacked server may be running a cluster: only a week unused removes it.
+    assert len([name for name in left if name.startswith("postgresql-")]) == count

@@ -41,6 +41,22 @@ def take_spare(cluster: Cluster) -> str | None:
     return SPARE_DATABASE
 
 
+def up_to_date_cache(root: Path, bindir: Path, migrations: Migrations) -> Path:
+    """The migrated cache for these binaries and migrations, built if missing; call with
+    the lock held."""
+    cache = root / f"cache-{cache_key(bindir, migrations.folder)}"
+    base = root / f"base-{base_key(bindir)}"
+    if not cache.is_dir():
+        build_cache(bindir, root, cache, migrations)
+        remove_stale_caches(root, keep={cache, base})
+    # A server unpacked from a wheel lives here too: keep it from ageing out.
+    unpacked = [bindir.parent] if bindir.is_relative_to(root) else []
+    for used in (cache, base, *unpacked):
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(used)
+    return cache
+
+
 @contextlib.contextmanager
 def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[Cluster]:
     """Join the cluster called `name`, starting it if we are first; stop it if we are last out."""
@@ -51,16 +67,9 @@ def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[
     cluster = Cluster(run / "data", bindir=bindir)
     with locked(root):
         reap(root)
-        cache = root / f"cache-{cache_key(bindir, migrations.folder)}"
-        if not cache.is_dir():
-            build_cache(bindir, root, cache, migrations)
-            remove_stale_caches(root, keep=cache)
-        # A server unpacked from a wheel lives here too: keep it from ageing out.
-        unpacked = [bindir.parent] if bindir.is_relative_to(root) else []
-        for used in (cache, root / f"base-{base_key(bindir)}", *unpacked):
-            with contextlib.suppress(FileNotFoundError):
-                os.utime(used)
+        # The run's later processes join its server: the cache may have gone since.
         if not run.is_dir():
+            cache = up_to_date_cache(root, bindir, migrations)
             try:
                 copy_cluster(cache, run, account)
                 (run / "owners").mkdir()

@@ -10,13 +10,16 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from {{ cookiecutter.package_name }}.localpg.processes import is_alive, stop_postmaster
 
 MIN_TMPFS_FREE_BYTES = 512 * 1024 * 1024
 STALE_CACHE_SECONDS = 7 * 24 * 3600
+# Each cache is a cluster (~35 MB, in memory on tmpfs), and each change of a migration
+# makes a new one: a few branches' worth are kept, the rest rebuilt when needed (~2 s).
+KEPT_CACHES = 4
 # A run folder holds its cluster in data/ and the standbys of it in standby-<owner>/data/.
 STANDBY_PREFIX = "standby-"
 
@@ -81,10 +84,15 @@ def stop_servers(run: Path) -> None:
     stop_postmaster(run / "data", discard=True)
 
 
-def remove_stale_caches(root: Path, keep: Path) -> None:
+def remove_stale_caches(root: Path, keep: Collection[Path]) -> None:
     """Caches of old migrations or servers, and servers unpacked from wheels, unused for a
-    week (each use touches what it uses)."""
+    week (each use touches what it uses); of the migrated caches and the initdb'd bases,
+    only the KEPT_CACHES of each used last. Call with the lock held."""
     cutoff = time.time() - STALE_CACHE_SECONDS
-    for cache in [*root.glob("cache-*"), *root.glob("base-*"), *root.glob("postgresql-*")]:
-        if cache != keep and cache.stat().st_mtime < cutoff:
-            shutil.rmtree(cache, ignore_errors=True)
+    for kind in ("cache-*", "base-*", "postgresql-*"):
+        folders = sorted(root.glob(kind), key=lambda folder: folder.stat().st_mtime, reverse=True)
+        # An unpacked server may be running a cluster: it goes by age alone.
+        kept = len(folders) if kind == "postgresql-*" else KEPT_CACHES
+        for rank, folder in enumerate(folders):
+            if folder not in keep and (rank >= kept or folder.stat().st_mtime < cutoff):
+                shutil.rmtree(folder, ignore_errors=True)

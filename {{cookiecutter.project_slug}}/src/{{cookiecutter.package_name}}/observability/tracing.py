@@ -9,20 +9,20 @@ and the OTLP exporter's own variables. While tracing is off nothing is recorded:
 the instrumentation asks `tracer()` and gets None.
 """
 
+from __future__ import annotations
+
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SimpleSpanProcessor,
-)
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
+
+# The SDK is imported when an exporter is named: a process that traces nothing (a CLI
+# command, a test run) does not pay for it.
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 INSTRUMENTATION_NAME = "{{ cookiecutter.package_name }}"
 EXPORTERS = ("otlp", "console", "none")
@@ -70,6 +70,14 @@ def provider_from_environment(
                 f"{variable}={protocol}: the service exports OTLP over {SHIPPED_PROTOCOL} "
                 "(port 4318); point OTEL_EXPORTER_OTLP_ENDPOINT at a collector's HTTP receiver"
             )
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SimpleSpanProcessor,
+    )
+
     # Resource.create adds OTEL_RESOURCE_ATTRIBUTES.
     service_name = environ.get("OTEL_SERVICE_NAME") or default_service_name
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: service_name}))

@@ -1,5 +1,6 @@
 """The harness itself: savepoint isolation and a migrated database."""
 
+import ast
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.harness.databases import (
     host_tag,
     reap_external,
 )
+from tests.harness.early_start import DATABASE_FIXTURES, asks_for_database, is_fixture
 from tests.harness.isolation import engine_for, rolled_back_connection, savepoint_sessions
 from tests.harness.queries import QueryGuard
 from tests.harness.servers import SessionDatabase
@@ -142,3 +144,45 @@ async def test_query_guard_fails_past_its_limit(
     ):
         for _ in range(3):
             await db_session.execute(text("SELECT 1"))
+
+
+def test_the_early_start_knows_every_fixture_that_needs_the_database() -> None:
+    tree = ast.parse((Path(__file__).parent / "harness" / "fixtures.py").read_text())
+    asks = {
+        node.name: {argument.arg for argument in node.args.args}
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and is_fixture(node)
+    }
+    needing = {"database"}
+    while grown := {name for name, names in asks.items() if names & needing} - needing:
+        needing |= grown
+    assert needing == DATABASE_FIXTURES
+
+
+@pytest.mark.parametrize(
+    ("source", "selected", "asks"),
+    [
+        ("async def test_a(db_session): ...", None, True),
+        ("async def test_a(tmp_path): ...", None, False),
+        ("async def test_a(tmp_path): ...\nasync def test_b(client): ...", {"test_a"}, False),
+        ("async def test_a(tmp_path): ...\nasync def test_b(client): ...", {"test_b"}, True),
+        ("class TestA:\n    async def test_b(self, make): ...", {"TestA"}, True),
+        ("@pytest.fixture\ndef rows(db_session): ...\ndef test_a(rows): ...", {"test_a"}, True),
+        ("pytestmark = pytest.mark.usefixtures('db_engine')\ndef test_a(): ...", None, True),
+        ("def test_a(:", None, False),
+    ],
+    ids=[
+        "parameter",
+        "none",
+        "node id without",
+        "node id with",
+        "class",
+        "fixture of the file",
+        "usefixtures",
+        "syntax error",
+    ],
+)
+def test_a_file_asks_for_the_database_by_parameter_fixture_or_name(
+    source: str, selected: set[str] | None, asks: bool
+) -> None:
+    assert asks_for_database(source, selected) is asks

@@ -20,6 +20,7 @@ from sqlalchemy import URL
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from {{ cookiecutter.package_name }}.localpg.cache import build_cache
 from {{ cookiecutter.package_name }}.localpg.processes import is_running, postmaster_pid
+from {{ cookiecutter.package_name }}.localpg.runs import up_to_date_cache
 from {{ cookiecutter.package_name }}.localpg.scratch import locked, reap, scratch_root
 from tests.harness.databases import project_migrations
 
@@ -286,3 +287,80 @@ def test_sqlalchemy_warnings_still_fail_database_tests(tmp_path: Path, reports_d
     output = output_of(run)
     assert run.returncode == 1, output
     assert "SAWarning: a relationship overlaps another" in output
+
+
+OWN_SERVER = """
+import json, os, time
+from pathlib import Path
+from {{ cookiecutter.package_name }}.localpg.processes import process_identity
+from {{ cookiecutter.package_name }}.localpg.scratch import scratch_root
+
+def own_run():
+    # The harness records this process as an owner of the run once its server is up.
+    for owner in scratch_root().glob(f"run-*/owners/{process_identity(os.getpid())}"):
+        return owner.parent.parent
+    return None
+"""
+STARTED_DURING_IMPORT = """
+deadline = time.monotonic() + 60
+# Collection imports this file: the run's server comes up meanwhile.
+while own_run() is None:
+    assert time.monotonic() < deadline, "no server started while the file was imported"
+    time.sleep(0.01)
+report = Path(os.environ["HARNESS_REPORT_DIR"]) / "run.json"
+report.write_text(json.dumps({"data_directory": str(own_run() / "data")}))
+"""
+NEEDS_NO_DATABASE = """
+async def test_needs_no_database():
+    # Longer than a start from the cache takes.
+    time.sleep(0.5)
+    assert own_run() is None, "a server started for a test that needs none"
+"""
+USES_THE_DATABASE = """
+async def test_uses_the_database(db_session):
+    pass
+"""
+
+
+@pytest.fixture
+def built_cache(server_bindir: Path) -> None:
+    """The migrated cache, from which alone a server starts while tests are collected."""
+    with locked(scratch_root()):
+        up_to_date_cache(scratch_root(), server_bindir, project_migrations(), build=True)
+
+
+@pytest.mark.usefixtures("built_cache")
+def test_the_server_starts_while_a_file_that_needs_it_is_imported(
+    tmp_path: Path, reports_dir: Path
+) -> None:
+    test_file = tmp_path / "test_early.py"
+    test_file.write_text(OWN_SERVER + STARTED_DURING_IMPORT + USES_THE_DATABASE)
+    assert "1 passed" in finish(start_run(test_file, reports_dir))
+    assert not Path(reports(reports_dir)[0]["data_directory"]).exists()
+
+
+@pytest.mark.usefixtures("built_cache")
+def test_a_server_started_for_a_skipped_test_is_stopped(tmp_path: Path, reports_dir: Path) -> None:
+    test_file = tmp_path / "test_skipped.py"
+    skipped = "\nimport pytest\n@pytest.mark.skip\n" + USES_THE_DATABASE.lstrip()
+    test_file.write_text(OWN_SERVER + STARTED_DURING_IMPORT + skipped)
+    assert "1 skipped" in finish(start_run(test_file, reports_dir))
+    assert not Path(reports(reports_dir)[0]["data_directory"]).exists()
+
+
+@pytest.mark.usefixtures("built_cache")
+@pytest.mark.parametrize("selection", ["a file without", "-k", "node id"])
+def test_a_run_of_tests_that_need_no_database_starts_no_server(
+    tmp_path: Path, reports_dir: Path, selection: str
+) -> None:
+    test_file = tmp_path / "test_light.py"
+    body = OWN_SERVER + NEEDS_NO_DATABASE
+    options: list[str] = []
+    if selection != "a file without":
+        body += USES_THE_DATABASE
+    if selection == "-k":
+        options = ["-k", "needs_no_database"]
+    test_file.write_text(body)
+    target = f"{test_file}::test_needs_no_database" if selection == "node id" else test_file
+    output = finish(start_run(Path(target), reports_dir, *options))
+    assert "1 passed" in output

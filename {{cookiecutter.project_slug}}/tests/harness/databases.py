@@ -41,6 +41,8 @@ from tests.harness.servers import AppRole, Server, SessionDatabase, session_clon
 if TYPE_CHECKING:
     from sqlalchemy import URL
 
+    from tests.harness.early_start import EarlyCluster
+
 # tests/harness/databases.py is two levels below the project root.
 MIGRATIONS_FOLDER = Path(__file__).resolve().parents[2] / "migrations"
 # Alembic and what migrations/env.py imports, slow enough to import while the server starts.
@@ -104,12 +106,19 @@ SESSION_MODULES = (
 
 
 @contextlib.contextmanager
-def private_database(identity: RunIdentity) -> Iterator[SessionDatabase]:
-    try:
-        bindir = find_bindir()
-    except PostgresNotFound as error:
-        pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
-    with shared_cluster(bindir, identity.run, project_migrations()) as cluster:
+def private_database(
+    identity: RunIdentity, early: EarlyCluster | None = None
+) -> Iterator[SessionDatabase]:
+    with contextlib.ExitStack() as stack:
+        cluster = early.take(stack) if early is not None else None
+        if cluster is None:
+            try:
+                bindir = find_bindir()
+            except PostgresNotFound as error:
+                pytest.exit(str(error), returncode=pytest.ExitCode.USAGE_ERROR)
+            cluster = stack.enter_context(
+                shared_cluster(bindir, identity.run, project_migrations())
+            )
         server = Server(cluster.url("postgres", driver="asyncpg"))
         # The run's first process takes the cache's spare clone; the others clone their own.
         name = take_spare(cluster)
@@ -244,8 +253,11 @@ def external_database(server_url: str) -> Iterator[SessionDatabase]:
 
 
 @contextlib.contextmanager
-def session_database(identity: RunIdentity | None = None) -> Iterator[SessionDatabase]:
-    """TEST_DATABASE_URL when set, else a private cluster; stops the session if neither."""
+def session_database(
+    identity: RunIdentity | None = None, early: EarlyCluster | None = None
+) -> Iterator[SessionDatabase]:
+    """TEST_DATABASE_URL when set, else a private cluster (the one `early` started, if it
+    did); stops the session if neither."""
     server_url = os.environ.get("TEST_DATABASE_URL")
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="session-imports") as preload:
         # The server's start waits on other processes: the imports take its time meanwhile.
@@ -255,6 +267,6 @@ def session_database(identity: RunIdentity | None = None) -> Iterator[SessionDat
             with external_database(server_url) as database:
                 yield database
             return
-        with private_database(identity or RunIdentity.of()) as database:
+        with private_database(identity or RunIdentity.of(), early) as database:
             imported.result()
             yield database

@@ -50,12 +50,20 @@ def is_isolated(request: pytest.FixtureRequest) -> bool:
     return marked or not ISOLATING_FIXTURES.isdisjoint(request.fixturenames)
 
 
+def pytest_collectstart(collector: pytest.Collector) -> None:
+    if isinstance(collector, pytest.Module):
+        from tests.harness.early_start import start_if_asked
+
+        start_if_asked(collector)
+
+
 @pytest.fixture(scope="session")
 def database(request: pytest.FixtureRequest) -> Iterator[SessionDatabase]:
     from tests.harness.databases import session_database
-    from tests.harness.identity import RunIdentity
+    from tests.harness.early_start import early_cluster, run_identity
 
-    with session_database(RunIdentity.of(request.config)) as database:
+    config = request.config
+    with session_database(run_identity(config), early_cluster(config)) as database:
         yield database
 
 

@@ -41,12 +41,18 @@ def take_spare(cluster: Cluster) -> str | None:
     return SPARE_DATABASE
 
 
-def up_to_date_cache(root: Path, bindir: Path, migrations: Migrations) -> Path:
-    """The migrated cache for these binaries and migrations, built if missing; call with
-    the lock held."""
+class NoCache(Exception):
+    """The migrated cache is not built, and the caller asked not to build it."""
+
+
+def up_to_date_cache(root: Path, bindir: Path, migrations: Migrations, *, build: bool) -> Path:
+    """The migrated cache for these binaries and migrations, built if missing (NoCache
+    unless `build`); call with the lock held."""
     cache = root / f"cache-{cache_key(bindir, migrations.folder)}"
     base = root / f"base-{base_key(bindir)}"
     if not cache.is_dir():
+        if not build:
+            raise NoCache(cache)
         build_cache(bindir, root, cache, migrations)
         remove_stale_caches(root, keep={cache, base})
     # A server unpacked from a wheel lives here too: keep it from ageing out.
@@ -58,8 +64,14 @@ def up_to_date_cache(root: Path, bindir: Path, migrations: Migrations) -> Path:
 
 
 @contextlib.contextmanager
-def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[Cluster]:
-    """Join the cluster called `name`, starting it if we are first; stop it if we are last out."""
+def shared_cluster(
+    bindir: Path, name: str, migrations: Migrations, *, build: bool = True
+) -> Iterator[Cluster]:
+    """Join the cluster called `name`, starting it if we are first; stop it if we are last out.
+
+    Without `build`, a missing cache raises NoCache: building it runs the migrations, which
+    import the service.
+    """
     root = scratch_root()
     account = server_account()
     run = root / f"run-{name}"
@@ -69,7 +81,7 @@ def shared_cluster(bindir: Path, name: str, migrations: Migrations) -> Iterator[
         reap(root)
         # The run's later processes join its server: the cache may have gone since.
         if not run.is_dir():
-            cache = up_to_date_cache(root, bindir, migrations)
+            cache = up_to_date_cache(root, bindir, migrations, build=build)
             try:
                 copy_cluster(cache, run, account)
                 (run / "owners").mkdir()

@@ -170,6 +170,7 @@ def test_the_early_start_knows_every_fixture_that_needs_the_database() -> None:
         ("@pytest.fixture\ndef rows(db_session): ...\ndef test_a(rows): ...", {"test_a"}, True),
         ("pytestmark = pytest.mark.usefixtures('db_engine')\ndef test_a(): ...", None, True),
         ("def test_a(:", None, False),
+        ("async def test_a(db_session): ...\x00", None, False),
     ],
     ids=[
         "parameter",
@@ -180,6 +181,7 @@ def test_the_early_start_knows_every_fixture_that_needs_the_database() -> None:
         "fixture of the file",
         "usefixtures",
         "syntax error",
+        "null byte",
     ],
 )
 def test_a_file_asks_for_the_database_by_parameter_fixture_or_name(

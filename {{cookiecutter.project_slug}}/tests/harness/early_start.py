@@ -25,7 +25,7 @@ import pytest
 from tests.harness.identity import RunIdentity
 
 if TYPE_CHECKING:
-    from inventory_service.localpg.cluster import Cluster
+    from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
 
 # The harness's fixtures that need the database, `database` itself and all that ask for
 # it (tests/test_harness.py checks the list against tests/harness/fixtures.py).
@@ -68,12 +68,18 @@ def is_fixture(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return any("fixture" in ast.unparse(decorator) for decorator in function.decorator_list)
 
 
-def asks_for_database(source: str, selected: set[str] | None = None) -> bool:
+def asks_for_database(source: str | bytes, selected: set[str] | None = None) -> bool:
     """Whether the tests in `source` (those named in `selected`, or all) or its fixtures
-    ask for a database fixture, by parameter or by name (usefixtures, getfixturevalue)."""
+    ask for a database fixture, by parameter or by name (usefixtures, getfixturevalue).
+
+    A file Python cannot parse asks for nothing: pytest reports it when it imports it.
+    """
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+    except SyntaxError:
+        return False
+    except ValueError:
+        # Null bytes, before Python 3.12.
         return False
 
     def asks(node: ast.AST, chosen: bool) -> bool:
@@ -121,8 +127,8 @@ class EarlyCluster:
 
     def start(self) -> None:
         # Imported here, in the main thread, so that the thread imports nothing.
-        from inventory_service.localpg.binaries import find_bindir
-        from inventory_service.localpg.runs import shared_cluster
+        from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
+        from {{ cookiecutter.package_name }}.localpg.runs import shared_cluster
         from tests.harness.databases import project_migrations
 
         migrations = project_migrations()
@@ -187,8 +193,8 @@ def start_if_asked(module: pytest.Module) -> None:
     if early is None or early.started:
         return
     try:
-        source = module.path.read_text()
-    except (OSError, UnicodeDecodeError):
+        source = module.path.read_bytes()
+    except OSError:
         return
     if asks_for_database(source, selected_names(module.config, module.path)):
         early.start()

@@ -164,8 +164,8 @@ def test_the_early_start_knows_every_fixture_that_needs_the_database() -> None:
     [
         ("async def test_a(db_session): ...", None, True),
         ("async def test_a(tmp_path): ...", None, False),
-        ("async def test_a(tmp_path): ...\nasync def test_b(client): ...", {"test_a"}, False),
-        ("async def test_a(tmp_path): ...\nasync def test_b(client): ...", {"test_b"}, True),
+        ("async def test_a(tmp_path): ...\nasync def test_b(db_engine): ...", {"test_a"}, False),
+        ("async def test_a(tmp_path): ...\nasync def test_b(db_engine): ...", {"test_b"}, True),
         ("class TestA:\n    async def test_b(self, make): ...", {"TestA"}, True),
         ("@pytest.fixture\ndef rows(db_session): ...\ndef test_a(rows): ...", {"test_a"}, True),
         ("pytestmark = pytest.mark.usefixtures('db_engine')\ndef test_a(): ...", None, True),

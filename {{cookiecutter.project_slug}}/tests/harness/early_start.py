@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 # it (tests/test_harness.py checks the list against tests/harness/fixtures.py).
 DATABASE_FIXTURES = frozenset(
     {
+{%- if cookiecutter.use_fastapi %}
         "api",
+        "client",
+        "own_api",
+{%- endif %}
         "assert_max_queries",
         "bare_role",
-        "client",
         "database",
         "db_connection",
         "db_engine",
@@ -45,7 +48,6 @@ DATABASE_FIXTURES = frozenset(
         "db_sessions",
         "isolated_engine_for_test",
         "make",
-        "own_api",
         "postgres_url",
         "replica",
         "replica_server",

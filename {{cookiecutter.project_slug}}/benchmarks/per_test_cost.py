@@ -32,6 +32,7 @@ from pathlib import Path
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from {{ cookiecutter.package_name }}.localpg.binaries import find_bindir
 from {{ cookiecutter.package_name }}.localpg.cache import base_key, cache_key
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE
 from {{ cookiecutter.package_name }}.localpg.scratch import locked, scratch_root
 from benchmarks.peer import peer_runs
 from benchmarks.pytest_runs import Run, run_pytest, tests_text, write_tests
@@ -121,7 +122,7 @@ def harness_runs(work: Path, count: int, repeat: int) -> dict[str, Run]:
     bindir = find_bindir()
     base, migrated = (
         f"base-{base_key(bindir)}",
-        f"cache-{cache_key(bindir, PROJECT_ROOT / 'migrations')}",
+        f"cache-{cache_key(bindir, PROJECT_ROOT / 'migrations', APP_ROLE)}",
     )
     runs["first 1"] = measure("first", 1, HARNESS_TEST, clear=(base, migrated))
     runs["changed 1"] = measure("changed", 1, HARNESS_TEST, clear=(migrated,))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from {{ cookiecutter.package_name }}.db.migrations import PROJECT_ROOT
 from {{ cookiecutter.package_name }}.localpg.cache import cache_key
+from {{ cookiecutter.package_name }}.localpg.cluster import APP_ROLE
 from {{ cookiecutter.package_name }}.localpg.processes import process_identity
 from tests.harness.databases import (
     EXTERNAL_PREFIX,
@@ -75,6 +76,12 @@ def test_changed_migration_invalidates_the_cache(tmp_path: Path, server_bindir: 
     with (migrations / "versions" / "0001_initial.py").open("a") as revision:
         revision.write("# changed\n")
     assert cache_key(bindir, migrations) != before
+
+
+def test_a_cache_built_without_the_tests_role_is_not_theirs(server_bindir: Path) -> None:
+    # The data-layer benchmark migrates without the role: its cache would fail every test.
+    migrations = PROJECT_ROOT / "migrations"
+    assert cache_key(server_bindir, migrations, APP_ROLE) != cache_key(server_bindir, migrations)
 
 
 def test_external_server_gets_its_own_migrated_databases(database: SessionDatabase) -> None:

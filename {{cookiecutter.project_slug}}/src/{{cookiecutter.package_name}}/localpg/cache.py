@@ -57,9 +57,10 @@ def base_key(bindir: Path) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def cache_key(bindir: Path, migrations: Path) -> str:
-    """Identifies the server binaries and the migrations."""
-    digest = hashlib.sha256(base_key(bindir).encode())
+def cache_key(bindir: Path, migrations: Path, login_role: str | None = None) -> str:
+    """Identifies the server binaries, the migrations and the role they grant to: a cache
+    built without the role (the data-layer benchmark's) must not serve the tests."""
+    digest = hashlib.sha256(f"{base_key(bindir)}:{login_role}".encode())
     for path in sorted(migrations.rglob("*.py")):
         digest.update(str(path.relative_to(migrations)).encode())
         digest.update(path.read_bytes())

@@ -48,7 +48,7 @@ class NoCache(Exception):
 def up_to_date_cache(root: Path, bindir: Path, migrations: Migrations, *, build: bool) -> Path:
     """The migrated cache for these binaries and migrations, built if missing (NoCache
     unless `build`); call with the lock held."""
-    cache = root / f"cache-{cache_key(bindir, migrations.folder)}"
+    cache = root / f"cache-{cache_key(bindir, migrations.folder, migrations.login_role)}"
     base = root / f"base-{base_key(bindir)}"
     if not cache.is_dir():
         if not build:

@@ -96,7 +96,8 @@ def died(cluster: Cluster) -> str | None:
 
 
 # What the first test's engine and sessions import (SQLAlchemy, the driver, the service's
-# engine and settings), slow enough to import while the cluster is copied and started.
+# engine and settings), slow enough to import while the cluster is copied and started
+# (when collection has not started it already) and the session's database is cloned.
 SESSION_MODULES = (
     "asyncpg",
     "sqlalchemy.dialects.postgresql.asyncpg",

@@ -1,6 +1,7 @@
 """Finding the server binaries and starting a cluster; the embedded default is in test_cli.py."""
 
 import os
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from {{ cookiecutter.package_name }}.localpg.binaries import (
     server_version,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
+from {{ cookiecutter.package_name }}.localpg.processes import interrupts_deferred
 from {{ cookiecutter.package_name }}.localpg.scratch import (
     KEPT_CACHES,
     STALE_CACHE_SECONDS,
@@ -193,3 +195,14 @@ def test_only_the_caches_used_last_are_kept(tmp_path: Path) -> None:
         assert {name for name in left if name.startswith(f"{kind}-")} == expected
     # An unpacked server may be running a cluster: only a week unused removes it.
     assert len([name for name in left if name.startswith("postgresql-")]) == count
+
+
+def test_ctrl_c_during_a_clean_up_takes_effect_when_it_ends() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    finished = []
+    with pytest.raises(KeyboardInterrupt), interrupts_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        finished.append("the clean-up")
+    assert finished == ["the clean-up"]
+    assert signal.getsignal(signal.SIGINT) is before

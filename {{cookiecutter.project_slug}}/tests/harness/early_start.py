@@ -7,8 +7,9 @@ a thread joins the run's cluster, and the `database` fixture finds it up.
 
 The thread imports nothing (two threads importing at once can deadlock on an import
 cycle): it starts a server from a cache already built, or leaves the work to the
-fixture. Nothing starts early for a run that selects with -k or -m, that only
-collects, or that uses TEST_DATABASE_URL; only the tests a file's node ids name count.
+fixture. Nothing starts early for a run that selects tests after collection (-k, -m,
+--deselect, --lf, --sw), that runs none (--collect-only, --fixtures, --setup-plan), or
+that uses TEST_DATABASE_URL; only the tests a file's node ids name count.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ DATABASE_FIXTURES = frozenset(
         "session_engine",
     }
 )
+# Calls that name fixtures in strings.
+NAMING_CALLS = ("usefixtures", "getfixturevalue")
 _EARLY = pytest.StashKey["EarlyCluster"]()
 _IDENTITY = pytest.StashKey[RunIdentity]()
 
@@ -85,8 +88,10 @@ def asks_for_database(source: str | bytes, selected: set[str] | None = None) -> 
         return False
 
     def asks(node: ast.AST, chosen: bool) -> bool:
-        if isinstance(node, ast.Constant) and node.value in DATABASE_FIXTURES:
-            return True
+        if isinstance(node, ast.Call) and ast.unparse(node.func).endswith(NAMING_CALLS):
+            named = {argument.value for argument in node.args if isinstance(argument, ast.Constant)}
+            if not named.isdisjoint(DATABASE_FIXTURES):
+                return True
         if isinstance(node, ast.ClassDef):
             chosen = chosen or node.name in (selected or ())
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -177,11 +182,11 @@ def early_cluster(config: pytest.Config) -> EarlyCluster | None:
     if _EARLY in config.stash:
         return config.stash[_EARLY]
     option = config.option
-    if (
-        getattr(option, "collectonly", False)
-        or getattr(option, "keyword", "")
-        or getattr(option, "markexpr", "")
-        or os.environ.get("TEST_DATABASE_URL")
+    # Runs that select or run tests after collection, or run none.
+    selecting = ("keyword", "markexpr", "deselect", "lf", "stepwise")
+    listing = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
+    if any(getattr(option, name, None) for name in (*selecting, *listing)) or os.environ.get(
+        "TEST_DATABASE_URL"
     ):
         return None
     early = config.stash[_EARLY] = EarlyCluster(run_identity(config))

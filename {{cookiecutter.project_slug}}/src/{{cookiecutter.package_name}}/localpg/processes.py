@@ -7,7 +7,9 @@ by its pid and start time, and a server by its pid and data directory.
 import contextlib
 import os
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HAS_PROCFS = Path("/proc/self").is_dir()
@@ -109,3 +111,20 @@ def stop_postmaster(datadir: Path, timeout: float = 30.0, *, discard: bool = Fal
                 os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.005)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C during the block takes effect when it ends: a second Ctrl-C that cut a
+    clean-up short would leave a server running and its folder behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
+        if received:
+            raise KeyboardInterrupt

@@ -21,7 +21,11 @@ from {{ cookiecutter.package_name }}.localpg.cache import (
     copy_cluster,
 )
 from {{ cookiecutter.package_name }}.localpg.cluster import Cluster
-from {{ cookiecutter.package_name }}.localpg.processes import is_alive, process_identity
+from {{ cookiecutter.package_name }}.localpg.processes import (
+    interrupts_deferred,
+    is_alive,
+    process_identity,
+)
 from {{ cookiecutter.package_name }}.localpg.scratch import (
     locked,
     reap,
@@ -94,7 +98,7 @@ def shared_cluster(
     try:
         yield cluster
     finally:
-        with locked(root):
+        with interrupts_deferred(), locked(root):
             owner.unlink(missing_ok=True)
             if not any(is_alive(other.name) for other in (run / "owners").iterdir()):
                 # Standbys of it too: those a killed process left behind.

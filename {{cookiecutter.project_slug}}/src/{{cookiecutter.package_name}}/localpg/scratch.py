@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.localpg.processes import is_alive, stop_pos
 
 MIN_TMPFS_FREE_BYTES = 512 * 1024 * 1024
 STALE_CACHE_SECONDS = 7 * 24 * 3600
-# Each cache is a cluster (~35 MB, in memory on tmpfs), and each change of a migration
+# Each cache is a cluster (~50 MB, in memory on tmpfs), and each change of a migration
 # makes a new one: a few branches' worth are kept, the rest rebuilt when needed (~1 s).
 KEPT_CACHES = 4
 # A run folder holds its cluster in data/ and the standbys of it in standby-<owner>/data/.

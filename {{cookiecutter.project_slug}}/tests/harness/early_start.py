@@ -70,7 +70,14 @@ def run_identity(config: pytest.Config) -> RunIdentity:
 
 
 def is_fixture(function: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
-    return any("fixture" in ast.unparse(decorator) for decorator in function.decorator_list)
+    """Decorated with pytest.fixture or pytest_asyncio.fixture, called or not (a test's
+    mark.usefixtures is not)."""
+    return any(
+        ast.unparse(decorator.func if isinstance(decorator, ast.Call) else decorator).endswith(
+            "fixture"
+        )
+        for decorator in function.decorator_list
+    )
 
 
 def asks_for_database(source: str | bytes, selected: set[str] | None = None) -> bool:
@@ -153,28 +160,29 @@ class EarlyCluster:
         # Returns at once; the thread ends with the start.
         thread.shutdown(wait=False)
 
-    def take(self, stack: ExitStack) -> Cluster | None:
-        """The running cluster, left by `stack`; None if it did not start (no cache, no
-        server found): the fixture then does it all and reports what fails."""
+    def _claim(self) -> tuple[ExitStack, Cluster] | None:
+        """The joined cluster, once: None if not started, already claimed, or it failed."""
         if self._joining is None or self._taken:
             return None
         self._taken = True
         try:
-            joined, cluster = self._joining.result()
+            return self._joining.result()
         except Exception:
             return None
+
+    def take(self, stack: ExitStack) -> Cluster | None:
+        """The running cluster, left by `stack`; None if it did not start (no cache, no
+        server found): the fixture then does it all and reports what fails."""
+        if (claimed := self._claim()) is None:
+            return None
+        joined, cluster = claimed
         stack.enter_context(joined)
         return cluster
 
     def leave(self) -> None:
         """At exit, for a run whose tests never took the cluster (deselected, skipped)."""
-        if self._joining is not None and not self._taken:
-            self._taken = True
-            try:
-                joined, _ = self._joining.result()
-            except Exception:
-                return
-            joined.close()
+        if (claimed := self._claim()) is not None:
+            claimed[0].close()
 
 
 def early_cluster(config: pytest.Config) -> EarlyCluster | None:

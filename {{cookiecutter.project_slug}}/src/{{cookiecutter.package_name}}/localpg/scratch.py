@@ -90,9 +90,9 @@ def remove_stale_caches(root: Path, keep: Collection[Path]) -> None:
     only the KEPT_CACHES of each used last. Call with the lock held."""
     cutoff = time.time() - STALE_CACHE_SECONDS
     for kind in ("cache-*", "base-*", "postgresql-*"):
-        folders = sorted(root.glob(kind), key=lambda folder: folder.stat().st_mtime, reverse=True)
+        used = sorted([(folder.stat().st_mtime, folder) for folder in root.glob(kind)])[::-1]
         # An unpacked server may be running a cluster: it goes by age alone.
-        kept = len(folders) if kind == "postgresql-*" else KEPT_CACHES
-        for rank, folder in enumerate(folders):
-            if folder not in keep and (rank >= kept or folder.stat().st_mtime < cutoff):
+        kept = len(used) if kind == "postgresql-*" else KEPT_CACHES
+        for rank, (last_used, folder) in enumerate(used):
+            if folder not in keep and (rank >= kept or last_used < cutoff):
                 shutil.rmtree(folder, ignore_errors=True)
